@@ -1,0 +1,102 @@
+// CUDA host side of the depthwise ops: argument checks (shared with the CPU backend), device guard,
+// current stream, and dispatch to the torch-free kernels in depthwise_kernels.cu.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../common/depthwise_host.h"
+#include "depthwise_cuda.h"
+
+namespace atrous {
+namespace {
+
+// The kernels take c10's scalar types (at::Half is c10::Half, at::BFloat16 is c10::BFloat16).
+template <typename scalar_t>
+const scalar_t* ptr(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
+}
+
+// NHWC kernels read the weight as [kH*kW][Co] so that consecutive channels are adjacent.
+at::Tensor weight_for(const at::Tensor& weight, Layout layout) {
+  if (layout == Layout::kNCHW) return weight.contiguous();
+  return weight.flatten(1).t().contiguous();
+}
+
+void check_cuda(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "atrous: ", name, " must be a CUDA tensor, got ", t.device());
+}
+
+at::Tensor depthwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weight,
+                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cuda(input, "input");
+  c10::cuda::CUDAGuard guard(input.device());
+  auto s = setup_depthwise_forward(input, weight, bias, stride, padding, dilation);
+  if (s.output.numel() == 0) return s.output;
+  const at::Tensor w = weight_for(s.weight, s.p.layout);
+  auto stream = c10::cuda::getCurrentCUDAStream(input.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_dw_fwd",
+                                  [&] {
+    C10_CUDA_CHECK(cuda::depthwise_forward<scalar_t>(s.p, ptr<scalar_t>(s.input),
+                                                     ptr<scalar_t>(w), ptr<scalar_t>(s.bias),
+                                                     s.output.mutable_data_ptr<scalar_t>(),
+                                                     stream));
+  });
+  return s.output;
+}
+
+at::Tensor depthwise_conv2d_backward_input_cuda(const at::Tensor& grad_output,
+                                                const at::Tensor& weight,
+                                                at::IntArrayRef input_size, at::IntArrayRef stride,
+                                                at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cuda(grad_output, "grad_output");
+  c10::cuda::CUDAGuard guard(grad_output.device());
+  auto s = setup_depthwise_backward_input(grad_output, weight, input_size, stride, padding,
+                                          dilation);
+  if (s.grad_input.numel() == 0) return s.grad_input;
+  const at::Tensor w = weight_for(s.weight, s.p.layout);
+  auto stream = c10::cuda::getCurrentCUDAStream(grad_output.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                  "atrous_dw_bwd_input", [&] {
+    C10_CUDA_CHECK(cuda::depthwise_backward_input<scalar_t>(
+        s.p, ptr<scalar_t>(s.grad_output), ptr<scalar_t>(w),
+        s.grad_input.mutable_data_ptr<scalar_t>(), stream));
+  });
+  return s.grad_input;
+}
+
+at::Tensor depthwise_conv2d_backward_weight_cuda(const at::Tensor& grad_output,
+                                                 const at::Tensor& input,
+                                                 at::IntArrayRef weight_size,
+                                                 at::IntArrayRef stride, at::IntArrayRef padding,
+                                                 at::IntArrayRef dilation) {
+  check_cuda(input, "input");
+  c10::cuda::CUDAGuard guard(input.device());
+  auto s = setup_depthwise_backward_weight(grad_output, input, weight_size, stride, padding,
+                                           dilation);
+  if (s.p.batch == 0) return s.grad_weight.zero_();
+  const int64_t splits = cuda::depthwise_backward_weight_splits(s.p);
+  const auto acc_dtype = input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor workspace = at::empty({s.grad_weight.numel() * splits}, input.options().dtype(acc_dtype));
+  auto stream = c10::cuda::getCurrentCUDAStream(input.device().index()).stream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+                                  "atrous_dw_bwd_weight", [&] {
+    C10_CUDA_CHECK(cuda::depthwise_backward_weight<scalar_t>(
+        s.p, ptr<scalar_t>(s.grad_output), ptr<scalar_t>(s.input),
+        s.grad_weight.mutable_data_ptr<scalar_t>(), workspace.data_ptr(), stream));
+  });
+  return s.grad_weight;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
+  m.impl("depthwise_conv2d", &depthwise_conv2d_cuda);
+  m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cuda);
+  m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cuda);
+}
+
+}  // namespace atrous

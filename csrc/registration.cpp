@@ -1,0 +1,100 @@
+// The one TORCH_LIBRARY for atrous: every op's schema, the autocast kernels, and build information.
+// Backends add their kernels with TORCH_LIBRARY_IMPL in csrc/cpu and csrc/cuda; fake kernels and
+// autograd are registered from Python (python/atrous/_ops.py).
+//
+// Conventions shared by the depthwise ops:
+//   stride   = [sH, sW]            (>= 1)
+//   padding  = [pH0, pW0, pH1, pW1] (begin and end padding of each axis, >= 0)
+//   dilation = [dH, dW]            (>= 1)
+// Outputs are channels_last when the (grad) input is channels_last-contiguous and not also
+// NCHW-contiguous, else NCHW-contiguous.
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/library.h>
+#include <torch/version.h>
+
+#include <sstream>
+#include <string>
+
+#ifndef ATROUS_VERSION
+#define ATROUS_VERSION "0.0.0+unknown"
+#endif
+#ifndef ATROUS_CUDA_ARCH_LIST
+#define ATROUS_CUDA_ARCH_LIST ""
+#endif
+
+#define ATROUS_STR2(x) #x
+#define ATROUS_STR(x) ATROUS_STR2(x)
+
+namespace atrous {
+namespace {
+
+// key=value lines, parsed by atrous.build_info().
+std::string build_info() {
+  std::ostringstream s;
+  s << "version=" << ATROUS_VERSION << "\n";
+  s << "torch=" << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH
+    << "\n";
+#ifdef ATROUS_WITH_CUDA
+  s << "cuda=1\n";
+  s << "cuda_version=" << ATROUS_STR(ATROUS_CUDA_VERSION) << "\n";
+  s << "cuda_arch_list=" << ATROUS_CUDA_ARCH_LIST << "\n";
+#else
+  s << "cuda=0\n";
+  s << "cuda_version=\n";
+  s << "cuda_arch_list=\n";
+#endif
+#if defined(__clang__)
+  s << "compiler=clang " << __clang_version__ << "\n";
+#elif defined(__GNUC__)
+  s << "compiler=gcc " << __VERSION__ << "\n";
+#else
+  s << "compiler=unknown\n";
+#endif
+  return s.str();
+}
+
+// Under autocast the depthwise convolution runs in the autocast dtype, as F.conv2d does (conv2d is
+// on both the CPU and the CUDA lower-precision lists).
+template <c10::DispatchKey Key, c10::DeviceType Device>
+at::Tensor depthwise_conv2d_autocast(const at::Tensor& input, const at::Tensor& weight,
+                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                     at::IntArrayRef padding, at::IntArrayRef dilation) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(Key);
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("atrous::depthwise_conv2d", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const std::optional<at::Tensor>&, at::IntArrayRef,
+                                         at::IntArrayRef, at::IntArrayRef)>();
+  const auto dtype = at::autocast::get_autocast_dtype(Device);
+  return op.call(at::autocast::cached_cast(dtype, input, Device),
+                 at::autocast::cached_cast(dtype, weight, Device),
+                 at::autocast::cached_cast(dtype, bias, Device), stride, padding, dilation);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(atrous, m) {
+  m.def(
+      "depthwise_conv2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
+      "int[2] dilation) -> Tensor");
+  m.def(
+      "depthwise_conv2d_backward_input(Tensor grad_output, Tensor weight, int[4] input_size, "
+      "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
+  m.def(
+      "depthwise_conv2d_backward_weight(Tensor grad_output, Tensor input, int[4] weight_size, "
+      "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
+  m.def("_build_info() -> str", &build_info);
+}
+
+TORCH_LIBRARY_IMPL(atrous, AutocastCPU, m) {
+  m.impl("depthwise_conv2d",
+         &depthwise_conv2d_autocast<c10::DispatchKey::AutocastCPU, c10::DeviceType::CPU>);
+}
+
+TORCH_LIBRARY_IMPL(atrous, AutocastCUDA, m) {
+  m.impl("depthwise_conv2d",
+         &depthwise_conv2d_autocast<c10::DispatchKey::AutocastCUDA, c10::DeviceType::CUDA>);
+}
+
+}  // namespace atrous

@@ -1,0 +1,16 @@
+"""atrous: fast dilated depthwise conv2d (and, as they land, fused separable conv2d and indexed
+max-unpool2d) for PyTorch, with handwritten CPU and CUDA kernels."""
+
+import torch
+
+from ._loader import build_info, load_library
+
+load_library()
+
+from . import _ops  # noqa: E402,F401  (fake kernels, autograd)
+from . import nn  # noqa: E402
+from .functional import depthwise_conv2d  # noqa: E402
+
+__version__ = build_info()["version"]
+
+__all__ = ["__version__", "build_info", "depthwise_conv2d", "nn"]

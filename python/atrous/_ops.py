@@ -1,0 +1,141 @@
+"""Fake (meta) kernels and autograd for the ops registered in csrc/registration.cpp.
+
+The backward of every op runs registered ops, and the backward ops are themselves differentiable
+(each is linear in each argument), so double backward works too.
+"""
+
+import torch
+
+ops = torch.ops.atrous
+
+
+def output_memory_format(t):
+    """The layout rule of the C++ kernels (csrc/common/depthwise_host.h: layout_of)."""
+    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def conv_out_size(size, pad_begin, pad_end, kernel, stride, dilation):
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def depthwise_out_hw(in_h, in_w, kernel_h, kernel_w, stride, padding, dilation):
+    out_h = conv_out_size(in_h, padding[0], padding[2], kernel_h, stride[0], dilation[0])
+    out_w = conv_out_size(in_w, padding[1], padding[3], kernel_w, stride[1], dilation[1])
+    return out_h, out_w
+
+
+def _check_geometry(stride, padding, dilation):
+    torch._check(len(stride) == 2 and all(s >= 1 for s in stride), lambda: f"bad stride {stride}")
+    torch._check(len(padding) == 4 and all(p >= 0 for p in padding), lambda: f"bad padding {padding}")
+    torch._check(len(dilation) == 2 and all(d >= 1 for d in dilation), lambda: f"bad dilation {dilation}")
+
+
+def _depthwise_out_shape(input_size, weight_size, stride, padding, dilation):
+    _check_geometry(stride, padding, dilation)
+    n, c, h, w = input_size
+    co, one, kh, kw = weight_size
+    torch._check(one == 1 and co % c == 0, lambda: f"bad weight shape {tuple(weight_size)} for {c} channels")
+    oh, ow = depthwise_out_hw(h, w, kh, kw, stride, padding, dilation)
+    torch._check(oh >= 1 and ow >= 1, lambda: "the dilated kernel is larger than the padded input")
+    return (n, co, oh, ow)
+
+
+@torch.library.register_fake("atrous::depthwise_conv2d")
+def _depthwise_conv2d_fake(input, weight, bias, stride, padding, dilation):
+    torch._check(input.dim() == 4 and weight.dim() == 4, lambda: "input and weight must be 4-D")
+    torch._check(input.dtype == weight.dtype, lambda: "input and weight dtypes differ")
+    shape = _depthwise_out_shape(input.shape, weight.shape, stride, padding, dilation)
+    if bias is not None:
+        torch._check(bias.shape == (shape[1],), lambda: f"bias must have shape ({shape[1]},)")
+    return input.new_empty(shape).contiguous(memory_format=output_memory_format(input))
+
+
+@torch.library.register_fake("atrous::depthwise_conv2d_backward_input")
+def _depthwise_backward_input_fake(grad_output, weight, input_size, stride, padding, dilation):
+    shape = _depthwise_out_shape(input_size, weight.shape, stride, padding, dilation)
+    torch._check(tuple(grad_output.shape) == shape, lambda: f"grad_output must have shape {shape}")
+    return grad_output.new_empty(input_size).contiguous(
+        memory_format=output_memory_format(grad_output))
+
+
+@torch.library.register_fake("atrous::depthwise_conv2d_backward_weight")
+def _depthwise_backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation):
+    shape = _depthwise_out_shape(input.shape, weight_size, stride, padding, dilation)
+    torch._check(tuple(grad_output.shape) == shape, lambda: f"grad_output must have shape {shape}")
+    return input.new_empty(weight_size)
+
+
+# --- autograd: forward ---------------------------------------------------------------------------
+
+def _dw_setup(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation = inputs
+    ctx.geometry = (stride, padding, dilation)
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(input, weight)
+
+
+def _dw_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    gi = gw = gb = None
+    if ctx.needs_input_grad[0]:
+        gi = ops.depthwise_conv2d_backward_input(grad, weight, list(input.shape), stride, padding, dilation)
+    if ctx.needs_input_grad[1]:
+        gw = ops.depthwise_conv2d_backward_weight(grad, input, list(weight.shape), stride, padding, dilation)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        gb = grad.sum(dim=(0, 2, 3), dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None)
+        gb = gb.to(grad.dtype)
+    return gi, gw, gb, None, None, None
+
+
+torch.library.register_autograd("atrous::depthwise_conv2d", _dw_backward, setup_context=_dw_setup)
+
+
+# --- autograd: the backward ops (for double backward) -------------------------------------------
+# grad_input = convT(grad_output, weight) is linear in both: its adjoints are the forward
+# convolution (for grad_output) and the weight gradient with the incoming gradient as the input.
+
+def _dwbi_setup(ctx, inputs, output):
+    grad_output, weight, input_size, stride, padding, dilation = inputs
+    ctx.geometry = (stride, padding, dilation)
+    ctx.save_for_backward(grad_output, weight)
+
+
+def _dwbi_backward(ctx, ggi):
+    grad_output, weight = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    d_go = d_w = None
+    if ctx.needs_input_grad[0]:
+        d_go = ops.depthwise_conv2d(ggi, weight, None, stride, padding, dilation)
+    if ctx.needs_input_grad[1]:
+        d_w = ops.depthwise_conv2d_backward_weight(grad_output, ggi, list(weight.shape), stride, padding, dilation)
+    return d_go, d_w, None, None, None, None
+
+
+torch.library.register_autograd(
+    "atrous::depthwise_conv2d_backward_input", _dwbi_backward, setup_context=_dwbi_setup)
+
+
+# grad_weight = BW(grad_output, input) is the adjoint of weight -> conv(input, weight).
+
+def _dwbw_setup(ctx, inputs, output):
+    grad_output, input, weight_size, stride, padding, dilation = inputs
+    ctx.geometry = (stride, padding, dilation)
+    ctx.save_for_backward(grad_output, input)
+
+
+def _dwbw_backward(ctx, ggw):
+    grad_output, input = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    d_go = d_x = None
+    if ctx.needs_input_grad[0]:
+        d_go = ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation)
+    if ctx.needs_input_grad[1]:
+        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
+    return d_go, d_x, None, None, None, None
+
+
+torch.library.register_autograd(
+    "atrous::depthwise_conv2d_backward_weight", _dwbw_backward, setup_context=_dwbw_setup)

@@ -1,0 +1,100 @@
+"""Modules: drop-in replacements for the torch.nn layers whose ops atrous implements."""
+
+import math
+
+import torch
+from torch import nn
+
+from . import functional as F
+
+__all__ = ["DepthwiseConv2d"]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class DepthwiseConv2d(nn.Module):
+    """Depthwise (optionally dilated) 2-D convolution.
+
+    Its ``weight`` (in_channels * depth_multiplier, 1, kH, kW) and ``bias`` have the names and
+    shapes of ``nn.Conv2d(in_channels, in_channels * depth_multiplier, kernel_size,
+    groups=in_channels)``, so state_dicts load both ways, and it is initialised the same way.
+    """
+
+    def __init__(self, in_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 depth_multiplier=1, device=None, dtype=None):
+        super().__init__()
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
+            raise ValueError(f"depth_multiplier must be a positive int, got {depth_multiplier!r}")
+        kernel_size = _pair(kernel_size)
+        if len(kernel_size) != 2 or any(not isinstance(k, int) or k < 1 for k in kernel_size):
+            raise ValueError(f"kernel_size must be a positive int or pair of ints, got {kernel_size!r}")
+        self.in_channels = in_channels
+        self.out_channels = in_channels * depth_multiplier
+        self.depth_multiplier = depth_multiplier
+        self.kernel_size = kernel_size
+        self.stride = _pair(stride)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.dilation = _pair(dilation)
+        # Checks stride, padding and dilation as the functional form does.
+        F._resolve_padding(self.padding, list(kernel_size), F._pair("stride", self.stride, 1),
+                           F._pair("dilation", self.dilation, 1))
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(self.out_channels, 1, *kernel_size, **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(self.out_channels, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # As nn.Conv2d: kaiming-uniform weight, uniform bias in +-1/sqrt(fan_in).
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.kernel_size[0] * self.kernel_size[1]
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_conv(cls, conv):
+        """A DepthwiseConv2d that shares ``conv``'s parameters (no copy), for an nn.Conv2d that is
+        depthwise: groups == in_channels, out_channels a multiple of it, zero padding."""
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"from_conv expects an nn.Conv2d, got {type(conv).__name__}")
+        if conv.groups != conv.in_channels or conv.out_channels % conv.in_channels:
+            raise ValueError(
+                "from_conv expects a depthwise nn.Conv2d (groups == in_channels and out_channels a "
+                f"multiple of in_channels), got in_channels={conv.in_channels}, "
+                f"out_channels={conv.out_channels}, groups={conv.groups}")
+        if conv.padding_mode != "zeros":
+            raise ValueError(f"from_conv supports padding_mode='zeros' only, got {conv.padding_mode!r}")
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module.in_channels = conv.in_channels
+        module.out_channels = conv.out_channels
+        module.depth_multiplier = conv.out_channels // conv.in_channels
+        module.kernel_size = tuple(conv.kernel_size)
+        module.stride = tuple(conv.stride)
+        module.padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+        module.dilation = tuple(conv.dilation)
+        module.weight = conv.weight
+        if conv.bias is not None:
+            module.bias = conv.bias
+        else:
+            module.register_parameter("bias", None)
+        return module
+
+    def forward(self, input):
+        return F.depthwise_conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding!r}, dilation={self.dilation}")
+        if self.depth_multiplier != 1:
+            s += f", depth_multiplier={self.depth_multiplier}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

@@ -1,0 +1,124 @@
+"""Build of the atrous extension: CPU kernels always, CUDA kernels whenever a CUDA toolkit and a
+CUDA build of torch are present (whether or not a GPU is visible).
+
+Environment variables:
+  ATROUS_CPU_ONLY=1       build the CPU kernels only.
+  FORCE_CUDA=1            make a missing CUDA toolkit (or a CPU-only torch) an error.
+  CUDA_HOME               the CUDA toolkit; defaults to /usr/local/cuda, else nvcc's real location.
+  TORCH_CUDA_ARCH_LIST    GPU architectures, e.g. "9.0" or "8.0;9.0+PTX"; defaults to the visible
+                          GPUs, or with none visible to the architectures this torch was built for.
+  ATROUS_CPU_ARCH         -march for the CPU kernels (default "native": the build machine's
+                          vector units); "none" leaves the compiler's default.
+  MAX_JOBS                parallel compile jobs.
+"""
+
+import os
+import shutil
+import sys
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VERSION = "0.1.0"
+
+
+def _default_cuda_home():
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    if os.path.exists("/usr/local/cuda/bin/nvcc"):
+        os.environ["CUDA_HOME"] = "/usr/local/cuda"
+        return
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        os.environ["CUDA_HOME"] = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+
+
+# torch.utils.cpp_extension reads CUDA_HOME when it is imported.
+_default_cuda_home()
+
+import torch  # noqa: E402
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+
+def _flag(name):
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _want_cuda():
+    if _flag("ATROUS_CPU_ONLY"):
+        if _flag("FORCE_CUDA"):
+            sys.exit("atrous: FORCE_CUDA=1 and ATROUS_CPU_ONLY=1 contradict each other")
+        return False
+    reasons = []
+    if torch.version.cuda is None:
+        reasons.append(f"torch {torch.__version__} is not a CUDA build")
+    if CUDA_HOME is None or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
+        reasons.append(f"no nvcc under CUDA_HOME={CUDA_HOME!r}")
+    if reasons:
+        if _flag("FORCE_CUDA"):
+            sys.exit("atrous: FORCE_CUDA=1 but CUDA kernels cannot be built: " + "; ".join(reasons))
+        print("atrous: building CPU kernels only (" + "; ".join(reasons) + ")", file=sys.stderr)
+        return False
+    return True
+
+
+def _arch_list():
+    """TORCH_CUDA_ARCH_LIST as torch's build will use it; set when it would otherwise fall back to
+    guessing without a GPU."""
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if archs and archs != "native":
+        return archs
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+        archs = ";".join(f"{a}.{b}" for a, b in caps)
+    else:
+        sms = [a.split("_")[1] for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
+        archs = ";".join(f"{s[:-1]}.{s[-1]}" for s in sms) + "+PTX"
+    os.environ["TORCH_CUDA_ARCH_LIST"] = archs
+    return archs
+
+
+def _sources(*dirs, exts=(".cpp",)):
+    out = []
+    for d in dirs:
+        full = os.path.join(ROOT, d)
+        for name in sorted(os.listdir(full)):
+            if name.endswith(exts):
+                out.append(os.path.join(d, name))
+    return out
+
+
+def _extension():
+    with_cuda = _want_cuda()
+    cxx = ["-O3", "-std=c++20", "-fno-math-errno"]
+    march = os.environ.get("ATROUS_CPU_ARCH", "native").strip()
+    if march and march != "none":
+        cxx.append(f"-march={march}")
+    macros = [("ATROUS_VERSION", f'"{VERSION}"')]
+    sources = ["csrc/registration.cpp", "csrc/python_module.cpp"] + _sources("csrc/cpu")
+    if not with_cuda:
+        return CppExtension("atrous._C", sources, define_macros=macros,
+                            extra_compile_args={"cxx": cxx}, include_dirs=[os.path.join(ROOT, "csrc")])
+    archs = _arch_list()
+    cuda_version = torch.version.cuda.replace(".", "")
+    macros += [("ATROUS_WITH_CUDA", None), ("ATROUS_CUDA_ARCH_LIST", f'"{archs}"'),
+               ("ATROUS_CUDA_VERSION", cuda_version)]
+    sources += _sources("csrc/cuda", exts=(".cpp", ".cu"))
+    nvcc = ["-O3", "-std=c++20", "-lineinfo", "--expt-relaxed-constexpr"]
+    return CUDAExtension("atrous._C", sources, define_macros=macros,
+                         extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+                         include_dirs=[os.path.join(ROOT, "csrc")])
+
+
+setup(
+    name="atrous",
+    version=VERSION,
+    description="Fast dilated depthwise, fused separable conv2d and max-unpool2d kernels for PyTorch",
+    package_dir={"": "python"},
+    packages=find_packages("python"),
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    python_requires=">=3.9",
+    install_requires=["torch"],
+    zip_safe=False,
+)
