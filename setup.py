@@ -90,7 +90,10 @@ def _sources(*dirs, exts=(".cpp",)):
 
 def _extension():
     with_cuda = _want_cuda()
-    cxx = ["-O3", "-std=c++20", "-fno-math-errno"]
+    # -fopenmp: at::parallel_for runs in parallel only in code compiled with OpenMP (torch's CPU
+    # backend); libgomp resolves to the copy torch has already loaded.
+    cxx = ["-O3", "-std=c++20", "-fno-math-errno", "-fopenmp"]
+    link = ["-fopenmp"]
     march = os.environ.get("ATROUS_CPU_ARCH", "native").strip()
     if march and march != "none":
         cxx.append(f"-march={march}")
@@ -98,7 +101,8 @@ def _extension():
     sources = ["csrc/registration.cpp", "csrc/python_module.cpp"] + _sources("csrc/cpu")
     if not with_cuda:
         return CppExtension("atrous._C", sources, define_macros=macros,
-                            extra_compile_args={"cxx": cxx}, include_dirs=[os.path.join(ROOT, "csrc")])
+                            extra_compile_args={"cxx": cxx}, extra_link_args=link,
+                            include_dirs=[os.path.join(ROOT, "csrc")])
     archs = _arch_list()
     cuda_version = torch.version.cuda.replace(".", "")
     macros += [("ATROUS_WITH_CUDA", None), ("ATROUS_CUDA_ARCH_LIST", f'"{archs}"'),
@@ -106,7 +110,7 @@ def _extension():
     sources += _sources("csrc/cuda", exts=(".cpp", ".cu"))
     nvcc = ["-O3", "-std=c++20", "-lineinfo", "--expt-relaxed-constexpr"]
     return CUDAExtension("atrous._C", sources, define_macros=macros,
-                         extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+                         extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
                          include_dirs=[os.path.join(ROOT, "csrc")])
 
 

@@ -15,10 +15,8 @@ def _pair(name, value, minimum):
     """An int or a pair of ints, each >= minimum and < 2^31, as a list of 2."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
     try:
-        vals = list(value)
+        vals = [value, value] if isinstance(value, int) else list(value)
     except TypeError:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
     if len(vals) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
@@ -67,13 +65,15 @@ def _check_depthwise(input, weight, bias, stride, padding, dilation):
         raise ValueError(
             f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
     _check_like("weight", weight, "input", input)
+    if 0 in input.shape[-3:]:
+        raise ValueError(
+            "input must have non-zero channels, height and width (only the batch may be empty), "
+            f"got shape {tuple(input.shape)}")
     channels = input.shape[-3]
-    if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] == 0 or weight.shape[0] % max(channels, 1):
+    if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] == 0 or weight.shape[0] % channels:
         raise ValueError(
             f"weight must have shape (C*m, 1, kH, kW) with C = input channels = {channels} and m >= 1, "
             f"got {tuple(weight.shape)}")
-    if channels == 0:
-        raise ValueError(f"input must have at least one channel, got shape {tuple(input.shape)}")
     if weight.shape[2] == 0 or weight.shape[3] == 0:
         raise ValueError(f"weight's kernel size must be positive, got shape {tuple(weight.shape)}")
     if bias is not None:

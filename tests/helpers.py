@@ -1,0 +1,36 @@
+"""Shared test helpers: layouts of an NCHW tensor, and the comparisons against the torch op."""
+
+import torch
+
+LAYOUTS = ["contiguous", "channels_last", "sliced", "transposed", "channels_last_sliced"]
+
+
+def in_layout(x, layout):
+    """The same values as x (N, C, H, W), held with the named strides."""
+    if layout == "contiguous":
+        return x.contiguous()
+    if layout == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "sliced":  # storage offset and a gap between columns
+        big = torch.zeros(*x.shape[:-1], 2 * x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+        big[..., 1::2] = x
+        return big[..., 1::2]
+    if layout == "transposed":  # H and W swapped in memory
+        return x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if layout == "channels_last_sliced":
+        big = torch.zeros(x.shape[0], x.shape[1] + 3, *x.shape[2:], dtype=x.dtype, device=x.device)
+        big = big.contiguous(memory_format=torch.channels_last)
+        big[:, 1:-2] = x
+        return big[:, 1:-2]
+    raise ValueError(layout)
+
+
+def grads(out, inputs, grad_out):
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    return torch.autograd.grad(out, wanted, grad_out, allow_unused=False)
+
+
+def assert_close_all(actual, expected, **kw):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, **kw)

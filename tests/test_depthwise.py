@@ -1,0 +1,484 @@
+"""atrous.depthwise_conv2d against F.conv2d(groups=C), held to ../shared/RELIABILITY.md.
+
+Every test runs on the CPU, and on CUDA when a GPU is present (the `device` fixture)."""
+
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import LAYOUTS, assert_close_all, grads, in_layout
+
+import atrous
+
+ops = torch.ops.atrous
+
+
+def reference(x, w, b, stride, padding, dilation):
+    return F.conv2d(x, w, b, stride, padding, dilation, groups=x.shape[-3])
+
+
+def random_config(rng, big_kernels=False):
+    kmax = 31 if big_kernels else 7
+    kh, kw = rng.randint(1, kmax), rng.randint(1, kmax)
+    stride = (rng.randint(1, 3), rng.randint(1, 3))
+    dilation = (rng.randint(1, 6), rng.randint(1, 6)) if not big_kernels else (rng.randint(1, 2), 1)
+    pick = rng.random()
+    if pick < 0.15 and stride == (1, 1):
+        padding = "same"
+    elif pick < 0.25:
+        padding = "valid"
+    elif pick < 0.6:
+        padding = (rng.randint(0, 4), rng.randint(0, 4))
+    else:
+        padding = rng.randint(0, 3)
+    pad = padding if isinstance(padding, tuple) else (padding, padding) if isinstance(padding, int) else None
+    ext_h, ext_w = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    need_h = ext_h - (2 * pad[0] if pad else 0)
+    need_w = ext_w - (2 * pad[1] if pad else 0)
+    H = max(need_h, 1) + rng.randint(0, 12)
+    W = max(need_w, 1) + rng.randint(0, 40)
+    return dict(N=rng.randint(1, 3), C=rng.randint(1, 6), m=rng.randint(1, 3), kh=kh, kw=kw, H=H, W=W,
+                stride=stride, padding=padding, dilation=dilation, bias=rng.random() < 0.7)
+
+
+def check_config(cfg, device, layout, dtype=torch.float64, atol=1e-10, rtol=1e-10):
+    g = torch.Generator().manual_seed(hash(str(cfg)) % 2**31)
+    C, m = cfg["C"], cfg["m"]
+    x0 = torch.randn(cfg["N"], C, cfg["H"], cfg["W"], generator=g, dtype=torch.float64)
+    w0 = torch.randn(C * m, 1, cfg["kh"], cfg["kw"], generator=g, dtype=torch.float64)
+    b0 = torch.randn(C * m, generator=g, dtype=torch.float64) if cfg["bias"] else None
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"])
+
+    def leaf(t):
+        return None if t is None else t.to(device, dtype).requires_grad_()
+
+    x, w, b = leaf(x0), leaf(w0), leaf(b0)
+    xr, wr, br = leaf(x0), leaf(w0), leaf(b0)
+    out = atrous.depthwise_conv2d(in_layout(x, layout), w, b, *args)
+    ref = reference(xr, wr, br, *args)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    torch.testing.assert_close(out, ref, atol=atol, rtol=rtol)
+    go = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(device, dtype)
+    assert_close_all(grads(out, (x, w, b), go), grads(ref, (xr, wr, br), go), atol=atol, rtol=rtol)
+    return out
+
+
+# --- 1. random configurations against the reference, forward and every gradient ---------------
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_configs_match_reference(device, seed):
+    rng = random.Random(seed)
+    cfg = random_config(rng)
+    check_config(cfg, device, LAYOUTS[seed % len(LAYOUTS)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_large_kernels_match_reference(device, seed):
+    rng = random.Random(1000 + seed)
+    cfg = random_config(rng, big_kernels=True)
+    check_config(cfg, device, ["contiguous", "channels_last"][seed % 2])
+
+
+# --- 2. every specialised path -----------------------------------------------------------------
+# CPU NCHW: rows prepared in phase mode (stride 1: one shifted copy; stride 2: two phases) or expand
+# mode (stride 3 with a 1-wide kernel), register blocks of 1, 2 and 4 vectors (row widths <= 16,
+# <= 32, > 32), grad_input's phase and expand modes. CPU NHWC: blocks of 8 interior pixels, border
+# pixels, channel tails (C not a multiple of 16), grad_input through the flipped forward (stride 1,
+# m = 1, padding <= dilated extent) and the general path. CUDA: the tiled forward and the direct
+# forward (tiles over 48 KiB), both layouts of every kernel.
+SPECIAL = [
+    dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=70, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+    dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=40, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+    dict(N=1, C=2, m=2, kh=3, kw=1, H=8, W=50, stride=(3, 3), padding=0, dilation=(2, 1), bias=False),
+    dict(N=1, C=2, m=1, kh=2, kw=2, H=5, W=12, stride=(1, 1), padding=0, dilation=(1, 1), bias=True),
+    dict(N=1, C=2, m=1, kh=2, kw=3, H=5, W=28, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+    dict(N=2, C=17, m=1, kh=3, kw=3, H=6, W=30, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+    dict(N=1, C=144, m=1, kh=5, kw=5, H=7, W=24, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
+    dict(N=1, C=40, m=2, kh=3, kw=3, H=6, W=20, stride=(2, 1), padding=(1, 2), dilation=(1, 2), bias=True),
+    dict(N=1, C=5, m=1, kh=3, kw=3, H=6, W=9, stride=(1, 1), padding=4, dilation=(1, 1), bias=False),
+    dict(N=1, C=33, m=3, kh=7, kw=5, H=9, W=13, stride=(3, 2), padding=(3, 1), dilation=(1, 2), bias=True),
+    dict(N=1, C=2, m=1, kh=3, kw=3, H=70, W=70, stride=(1, 1), padding=36, dilation=(36, 36), bias=True),
+]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("idx", range(len(SPECIAL)))
+def test_specialised_paths(device, layout, idx):
+    check_config(SPECIAL[idx], device, layout)
+
+
+# --- 3. half types ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_integer_valued_half_is_exact(device, dtype, layout):
+    # Small integers: every product and partial sum is exact in float32 accumulation, and the
+    # results (|y| <= 2 * 9 * 4 + 3 < 256) are exact in float16 and bfloat16.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-2, 3, (2, 6, 11, 37), generator=g).double()
+    w = torch.randint(-2, 3, (12, 1, 3, 3), generator=g).double()
+    b = torch.randint(-3, 4, (12,), generator=g).double()
+    ref = reference(x, w, b, 1, 1, 1)
+    out = atrous.depthwise_conv2d(in_layout(x.to(device, dtype), layout), w.to(device, dtype),
+                                  b.to(device, dtype), 1, 1, 1)
+    assert out.dtype == dtype
+    assert torch.equal(out.double().cpu(), ref)
+    # Gradients too: grad_output of small integers.
+    xg = x.to(device, dtype).requires_grad_()
+    wg = w.to(device, dtype).requires_grad_()
+    xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+    go = torch.randint(-2, 3, ref.shape, generator=g).double()
+    gi, gw = torch.autograd.grad(atrous.depthwise_conv2d(in_layout(xg, layout), wg, None, 1, 1, 1),
+                                 (xg, wg), go.to(device, dtype))
+    ri, rw = torch.autograd.grad(reference(xr, wr, None, 1, 1, 1), (xr, wr), go)
+    assert torch.equal(gi.double().cpu(), ri)
+    # Weight-gradient sums reach |2*2*2*N*H*W| = 3256 > 2048: exact in float32, rounded when
+    # stored in half types; compare with the correctly rounded value.
+    assert torch.equal(gw.cpu(), rw.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("k", [3, 7, 15])
+def test_random_half_within_tolerance(device, dtype, k):
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(2, 8, 20, 23, generator=g)
+    w = torch.randn(16, 1, k, k, generator=g) / k
+    b = torch.randn(16, generator=g)
+    ref = reference(x.double(), w.double(), b.double(), 1, k // 2, 1)
+    out = atrous.depthwise_conv2d(x.to(device, dtype), w.to(device, dtype), b.to(device, dtype), 1, k // 2, 1)
+    eps = torch.finfo(dtype).eps
+    # inputs rounded to dtype (relative eps/2 each), fp32 accumulation, output rounded once.
+    tol = 4 * eps * math.sqrt(k * k) * (1 + ref.abs().max().item())
+    assert (out.double().cpu() - ref).abs().max().item() <= tol
+
+
+# --- 5-8. gradients ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("stride,padding,dilation,m", [(1, 1, 1, 1), (2, (1, 2), (2, 1), 2), (1, "same", 2, 1)])
+def test_gradcheck_and_gradgradcheck(device, layout, stride, padding, dilation, m):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 7, 8, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    w = torch.randn(3 * m, 1, 3, 2, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    b = torch.randn(3 * m, generator=g, dtype=torch.float64).to(device).requires_grad_()
+
+    def f(x, w, b):
+        return atrous.depthwise_conv2d(in_layout(x, layout), w, b, stride, padding, dilation)
+
+    assert torch.autograd.gradcheck(f, (x, w, b))
+    assert torch.autograd.gradgradcheck(f, (x, w, b))
+
+
+@pytest.mark.parametrize("which", [(True, False, False), (False, True, False), (False, False, True),
+                                   (True, True, False), (False, True, True)])
+def test_partial_requires_grad(device, which):
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(2, 4, 9, 10, generator=g, dtype=torch.float64, device="cpu").to(device)
+    w0 = torch.randn(8, 1, 3, 3, generator=g, dtype=torch.float64).to(device)
+    b0 = torch.randn(8, generator=g, dtype=torch.float64).to(device)
+    full = [t.clone().requires_grad_() for t in (x0, w0, b0)]
+    part = [t.clone().requires_grad_(r) for t, r in zip((x0, w0, b0), which)]
+    go = torch.randn(2, 8, 9, 10, dtype=torch.float64).to(device)
+    gf = torch.autograd.grad(atrous.depthwise_conv2d(*full, 1, 1, 1), full, go)
+    gp = torch.autograd.grad(atrous.depthwise_conv2d(*part, 1, 1, 1), [t for t in part if t.requires_grad], go)
+    expected = [g_ for g_, r in zip(gf, which) if r]
+    assert_close_all(gp, expected, atol=0, rtol=0)
+
+
+def test_backward_runs_only_needed_ops(device):
+    x = torch.randn(1, 2, 5, 5, device=device)
+    w = torch.randn(2, 1, 3, 3, device=device, requires_grad=True)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        atrous.depthwise_conv2d(x, w, None, 1, 1, 1).sum().backward()
+    names = {e.name for e in prof.events()}
+    assert "atrous::depthwise_conv2d_backward_weight" in names
+    assert "atrous::depthwise_conv2d_backward_input" not in names
+
+
+def test_weight_grad_of_batch_is_sum_over_chunks(device):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 5, 13, 17, generator=g, dtype=torch.float64).to(device)
+    w = torch.randn(10, 1, 5, 3, generator=g, dtype=torch.float64).to(device)
+    go = torch.randn(6, 10, 6, 8, generator=g, dtype=torch.float64).to(device)
+    full = ops.depthwise_conv2d_backward_weight(go, x, list(w.shape), [2, 2], [1, 1, 1, 1], [1, 2])
+    chunks = sum(ops.depthwise_conv2d_backward_weight(go[i:i + 2], x[i:i + 2], list(w.shape), [2, 2],
+                                                      [1, 1, 1, 1], [1, 2]) for i in range(0, 6, 2))
+    torch.testing.assert_close(full, chunks, atol=1e-12, rtol=1e-12)
+
+
+# --- 7. opcheck --------------------------------------------------------------------------------
+
+def _opcheck_samples(device):
+    g = torch.Generator().manual_seed(3)
+    for layout in ["contiguous", "channels_last"]:
+        for rg in [False, True]:
+            x = in_layout(torch.randn(2, 3, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
+            w = torch.randn(6, 1, 3, 3, generator=g).to(device).requires_grad_(rg)
+            b = torch.randn(6, generator=g).to(device).requires_grad_(rg)
+            yield ops.depthwise_conv2d.default, (x, w, b, [1, 2], [1, 0, 2, 1], [1, 1])
+            yield ops.depthwise_conv2d.default, (x, w, None, [2, 1], [0, 0, 0, 0], [2, 1])
+            go = in_layout(torch.randn(2, 6, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
+            yield ops.depthwise_conv2d_backward_input.default, (go, w, [2, 3, 8, 9], [1, 1], [1, 1, 1, 1], [1, 1])
+            yield ops.depthwise_conv2d_backward_weight.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
+
+
+def test_opcheck(device):
+    for op, args in _opcheck_samples(device):
+        torch.library.opcheck(op, args)
+
+
+def test_fake_kernel_matches_real_strides(device):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    for op, args in _opcheck_samples(device):
+        real = op(*args)
+        with FakeTensorMode() as mode:
+            fake_args = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
+            fake = op(*fake_args)
+        assert fake.shape == real.shape and fake.stride() == real.stride() and fake.dtype == real.dtype
+
+
+# --- 9. layouts --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_output_memory_format_follows_torch(device, layout):
+    x = in_layout(torch.randn(2, 4, 10, 12, device=device), layout)
+    w = torch.randn(4, 1, 3, 3, device=device)
+    out = atrous.depthwise_conv2d(x, w, None, 1, 1, 1)
+    ref = reference(x, w, None, 1, 1, 1)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    cl = torch.channels_last
+    assert out.is_contiguous(memory_format=cl) == ref.is_contiguous(memory_format=cl)
+    assert out.is_contiguous() == ref.is_contiguous()
+
+
+def test_expanded_and_noncontiguous_weight_and_bias(device):
+    x = torch.randn(2, 4, 10, 12, device=device, dtype=torch.float64)
+    w = torch.randn(1, 1, 3, 3, device=device, dtype=torch.float64).expand(4, 1, 3, 3)  # stride 0
+    b = torch.randn(8, device=device, dtype=torch.float64)[::2]
+    torch.testing.assert_close(atrous.depthwise_conv2d(x, w, b, 1, 1, 1), reference(x, w, b, 1, 1, 1))
+    wt = torch.randn(4, 1, 3, 5, device=device, dtype=torch.float64).transpose(2, 3)
+    torch.testing.assert_close(atrous.depthwise_conv2d(x, wt, None, 1, 1, 1), reference(x, wt, None, 1, 1, 1))
+
+
+# --- 12-14. edge shapes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_batch_zero(device, layout):
+    x = in_layout(torch.randn(0, 3, 8, 8, device=device), layout).requires_grad_()
+    w = torch.randn(6, 1, 3, 3, device=device, requires_grad=True)
+    b = torch.randn(6, device=device, requires_grad=True)
+    out = atrous.depthwise_conv2d(x, w, b, 2, 1, 1)
+    assert out.shape == reference(x, w, b, 2, 1, 1).shape == (0, 6, 4, 4)
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    assert torch.equal(w.grad, torch.zeros_like(w)) and torch.equal(b.grad, torch.zeros_like(b))
+
+
+def test_unbatched_input(device):
+    x = torch.randn(3, 9, 11, device=device, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 1, 3, 3, device=device, dtype=torch.float64)
+    out = atrous.depthwise_conv2d(x, w, None, 1, "same", 2)
+    ref = F.conv2d(x, w, None, 1, "same", 2, groups=3)
+    assert out.shape == ref.shape == (6, 9, 11)
+    torch.testing.assert_close(out, ref)
+    gx, = torch.autograd.grad(out.sum(), x)
+    rx, = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(gx, rx)
+
+
+def test_kernel_as_large_as_padded_input(device):
+    x = torch.randn(1, 2, 5, 6, device=device, dtype=torch.float64)
+    w = torch.randn(2, 1, 7, 8, device=device, dtype=torch.float64)
+    out = atrous.depthwise_conv2d(x, w, None, 1, 1, 1)
+    assert out.shape == (1, 2, 1, 1)
+    torch.testing.assert_close(out, reference(x, w, None, 1, 1, 1))
+    with pytest.raises(ValueError, match=r"dilated kernel \(7x9.*larger than the padded input \(7x8"):
+        atrous.depthwise_conv2d(x, torch.randn(2, 1, 7, 9, device=device, dtype=torch.float64), None, 1, 1, 1)
+
+
+def test_huge_stride_and_dilation(device):
+    x = torch.randn(1, 2, 5, 6, device=device)
+    w = torch.randn(2, 1, 3, 3, device=device)
+    big = 2**31 - 1
+    out = atrous.depthwise_conv2d(x, w, None, big, 1, 1)
+    torch.testing.assert_close(out, reference(x, w, None, big, 1, 1))
+    with pytest.raises(ValueError, match="dilated kernel"):
+        atrous.depthwise_conv2d(x, w, None, 1, 1, big)
+    with pytest.raises(ValueError, match=r"stride must be in \[1, 2\^31 - 1\], got 2147483648"):
+        atrous.depthwise_conv2d(x, w, None, 2**31, 1, 1)
+    # Direct op calls are checked in C++ too.
+    with pytest.raises(RuntimeError, match="stride must be in"):
+        ops.depthwise_conv2d(x, w, None, [0, 1], [0, 0, 0, 0], [1, 1])
+    with pytest.raises(RuntimeError, match="dilated kernel"):
+        ops.depthwise_conv2d(x, w, None, [1, 1], [0, 0, 0, 0], [big, 1])
+    # And the next valid call still works.
+    torch.testing.assert_close(atrous.depthwise_conv2d(x, w, None, 1, 1, 1), reference(x, w, None, 1, 1, 1))
+
+
+# --- 15, 18. bad input -------------------------------------------------------------------------
+
+def _bad_cases(device):
+    x = torch.randn(2, 4, 8, 8, device=device)
+    w = torch.randn(4, 1, 3, 3, device=device)
+    b = torch.randn(4, device=device)
+    other = "cpu" if device != "cpu" else ("meta")
+    return [
+        ((x[0, 0], w, None), {}, ValueError, r"input must be 3-D \(C, H, W\) or 4-D .* got 2-D"),
+        ((x[None], w, None), {}, ValueError, "got 5-D"),
+        ((x, w[0], None), {}, ValueError, r"weight must have shape \(C\*m, 1, kH, kW\) with C = input channels = 4"),
+        ((x, torch.randn(6, 1, 3, 3, device=device), None), {}, ValueError, r"got \(6, 1, 3, 3\)"),
+        ((x, torch.randn(4, 2, 3, 3, device=device), None), {}, ValueError, r"got \(4, 2, 3, 3\)"),
+        ((x, w, torch.randn(5, device=device)), {}, ValueError, r"bias must have shape \(4,\), got \(5,\)"),
+        ((x, w.double(), None), {}, TypeError, "weight must have the same dtype as input"),
+        ((x, w, b.double()), {}, TypeError, "bias must have the same dtype as input"),
+        ((x.int(), w.int(), None), {}, TypeError, "input must be float32, float64, float16 or bfloat16, got torch.int32"),
+        ((x, w.to(other), None), {}, ValueError, "weight must be on the same device as input"),
+        ((x, w, None), dict(stride=0), ValueError, r"stride must be in \[1, 2\^31 - 1\], got 0"),
+        ((x, w, None), dict(stride=(1, -1)), ValueError, r"stride must be in .* got \(1, -1\)"),
+        ((x, w, None), dict(dilation=0), ValueError, "dilation must be in"),
+        ((x, w, None), dict(padding=-1), ValueError, r"padding must be in \[0, 2\^31 - 1\], got -1"),
+        ((x, w, None), dict(padding="full"), ValueError, "padding must be an int, a pair of ints, 'same' or 'valid', got 'full'"),
+        ((x, w, None), dict(padding="same", stride=2), ValueError, "padding='same' is not supported for strided convolutions"),
+        ((x, w, None), dict(stride=(1, 2, 3)), TypeError, "stride must be an int or a pair of ints"),
+        ((x, w, None), dict(stride=1.5), TypeError, "stride must be an int or a pair of ints, got 1.5"),
+        ((x, torch.randn(4, 1, 11, 3, device=device), None), {}, ValueError, "larger than the padded input"),
+        (("x", w, None), {}, TypeError, "input must be a torch.Tensor, got str"),
+    ]
+
+
+def test_bad_inputs_raise_clear_errors_and_change_nothing(device):
+    for args, kwargs, exc, pattern in _bad_cases(device):
+        before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        with pytest.raises(exc, match=pattern):
+            atrous.depthwise_conv2d(*args, **kwargs)
+        for a, bf in zip(args, before):
+            if isinstance(a, torch.Tensor) and a.device.type != "meta":
+                assert torch.equal(a, bf)
+        # The next valid call succeeds.
+        x = torch.randn(1, 2, 5, 5, device=device)
+        w = torch.randn(2, 1, 3, 3, device=device)
+        torch.testing.assert_close(atrous.depthwise_conv2d(x, w, None, 1, 1, 1), reference(x, w, None, 1, 1, 1))
+
+
+def test_direct_op_calls_are_checked(device):
+    x = torch.randn(2, 4, 8, 8, device=device)
+    with pytest.raises(RuntimeError, match=r"weight.shape\[0\] must be a positive multiple of the input's channels \(4\), got 6"):
+        ops.depthwise_conv2d(x, torch.randn(6, 1, 3, 3, device=device), None, [1, 1], [0] * 4, [1, 1])
+    with pytest.raises(RuntimeError, match=r"padding must have 4 elements"):
+        ops.depthwise_conv2d(x, torch.randn(4, 1, 3, 3, device=device), None, [1, 1], [0, 0], [1, 1])
+    with pytest.raises(RuntimeError, match=r"grad_output must have shape \(2, 4, 8, 8\)"):
+        ops.depthwise_conv2d_backward_input(torch.randn(2, 4, 7, 8, device=device), torch.randn(4, 1, 3, 3, device=device),
+                                            [2, 4, 8, 8], [1, 1], [1] * 4, [1, 1])
+
+
+# --- 19-20. determinism ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_deterministic_and_thread_count_independent(device, layout):
+    g = torch.Generator().manual_seed(4)
+    x = in_layout(torch.randn(4, 24, 30, 31, generator=g).to(device), layout).requires_grad_()
+    w = torch.randn(48, 1, 5, 5, generator=g).to(device).requires_grad_()
+    b = torch.randn(48, generator=g).to(device).requires_grad_()
+    go = in_layout(torch.randn(4, 48, 15, 16, generator=g).to(device), layout)
+
+    def run():
+        out = atrous.depthwise_conv2d(x, w, b, 2, 2, 1)
+        return (out,) + torch.autograd.grad(out, (x, w, b), go)
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    try:
+        torch.use_deterministic_algorithms(True)
+        first = run()
+        for r in (run(), run()):
+            assert all(torch.equal(a, b_) for a, b_ in zip(first, r))
+        if device == "cpu":
+            torch.set_num_threads(1)
+            single = run()
+            assert all(torch.equal(a, b_) for a, b_ in zip(first, single))
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.set_num_threads(threads)
+
+
+# --- 22-23. compile, export, autocast ----------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_torch_compile_fullgraph(device, layout):
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(5)
+    x = in_layout(torch.randn(2, 4, 12, 13, generator=g).to(device), layout).requires_grad_()
+    w = torch.randn(8, 1, 3, 3, generator=g).to(device).requires_grad_()
+    b = torch.randn(8, generator=g).to(device).requires_grad_()
+
+    def f(x, w, b):
+        return atrous.depthwise_conv2d(x, w, b, stride=(1, 2), padding="valid", dilation=2).relu()
+
+    compiled = torch.compile(f, fullgraph=True)
+    out_c = compiled(x, w, b)
+    out_e = f(x, w, b)
+    torch.testing.assert_close(out_c, out_e)
+    go = torch.randn_like(out_e)
+    assert_close_all(torch.autograd.grad(out_c, (x, w, b), go), torch.autograd.grad(out_e, (x, w, b), go))
+
+
+def test_torch_export(device):
+    model = atrous.nn.DepthwiseConv2d(4, 3, padding=1, depth_multiplier=2).to(device)
+    x = torch.randn(2, 4, 10, 10, device=device)
+    ep = torch.export.export(model, (x,))
+    assert any("atrous.depthwise_conv2d" in str(n.target) for n in ep.graph.nodes)
+    torch.testing.assert_close(ep.module()(x), model(x))
+
+
+def test_autocast_runs_in_autocast_dtype(device):
+    dtype = torch.bfloat16 if device == "cpu" else torch.float16
+    x = torch.randn(2, 4, 10, 10, device=device)
+    w = torch.randn(4, 1, 3, 3, device=device)
+    b = torch.randn(4, device=device)
+    with torch.autocast(device_type=device, dtype=dtype):
+        out = atrous.depthwise_conv2d(x, w, b, 1, 1, 1)
+        ref = reference(x, w, b, 1, 1, 1)
+    assert out.dtype == ref.dtype == dtype
+    torch.testing.assert_close(out, ref, atol=0.1, rtol=0.02)
+
+
+# --- modules -----------------------------------------------------------------------------------
+
+def test_module_state_dict_interop_with_conv2d(device):
+    conv = torch.nn.Conv2d(6, 12, (3, 5), stride=2, padding=(1, 2), dilation=1, groups=6).to(device)
+    dw = atrous.nn.DepthwiseConv2d(6, (3, 5), stride=2, padding=(1, 2), depth_multiplier=2).to(device)
+    dw.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 6, 15, 16, device=device)
+    torch.testing.assert_close(dw(x), conv(x), atol=1e-5, rtol=1e-5)
+    conv2 = torch.nn.Conv2d(6, 12, (3, 5), groups=6).to(device)
+    conv2.load_state_dict(dw.state_dict())
+    torch.testing.assert_close(conv2.weight, dw.weight)
+
+
+def test_module_from_conv_shares_parameters(device):
+    conv = torch.nn.Conv2d(8, 8, 3, padding="same", dilation=2, groups=8, bias=False).to(device)
+    dw = atrous.nn.DepthwiseConv2d.from_conv(conv)
+    assert dw.weight is conv.weight and dw.bias is None
+    x = torch.randn(1, 8, 9, 9, device=device)
+    torch.testing.assert_close(dw(x), conv(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="depthwise nn.Conv2d .* groups=1"):
+        atrous.nn.DepthwiseConv2d.from_conv(torch.nn.Conv2d(8, 8, 3))
+    with pytest.raises(ValueError, match="padding_mode='zeros' only, got 'reflect'"):
+        atrous.nn.DepthwiseConv2d.from_conv(torch.nn.Conv2d(8, 8, 3, groups=8, padding=1, padding_mode="reflect"))
+    with pytest.raises(TypeError, match="expects an nn.Conv2d, got Linear"):
+        atrous.nn.DepthwiseConv2d.from_conv(torch.nn.Linear(2, 2))
+
+
+def test_module_init_matches_conv2d_distribution():
+    torch.manual_seed(0)
+    dw = atrous.nn.DepthwiseConv2d(64, 5)
+    bound = 1 / math.sqrt(25)  # kaiming_uniform(a=sqrt(5)) and the bias both give 1/sqrt(fan_in)
+    assert dw.weight.abs().max() <= bound and dw.bias.abs().max() <= bound
+    assert "kernel_size=(5, 5)" in repr(dw)
+    with pytest.raises(ValueError, match="depth_multiplier must be a positive int, got 0"):
+        atrous.nn.DepthwiseConv2d(4, 3, depth_multiplier=0)
