@@ -1,0 +1,38 @@
+# `make test` and `make bench` do all set-up on a fresh machine: a virtual environment with torch
+# and the build dependencies, then the build, then the tests or the benchmarks.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.14.1
+PY := $(VENV)/bin/python
+# torch's cpp_extension would guess CUDA_HOME from nvcc's path; point it at the toolkit instead.
+ifneq ($(wildcard /usr/local/cuda/bin/nvcc),)
+export CUDA_HOME ?= /usr/local/cuda
+endif
+export MAX_JOBS ?= 2
+
+.PHONY: all venv build test bench clean
+
+all: test
+
+$(VENV)/.ready-$(TORCH_VERSION):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" numpy ninja "setuptools>=64" wheel \
+		pytest hypothesis expecttest
+	rm -f $(VENV)/.ready-*
+	touch $@
+
+venv: $(VENV)/.ready-$(TORCH_VERSION)
+
+build: venv
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	$(PY) -c "import atrous, json; print('atrous build:', json.dumps(atrous.build_info()))"
+
+test: build
+	$(PY) -m pytest -q tests
+
+bench: build
+	$(PY) benchmarks/bench_depthwise.py
+
+clean:
+	rm -rf build dist *.egg-info python/atrous/*.so
