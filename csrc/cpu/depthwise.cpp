@@ -500,7 +500,6 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                   const scalar_t* bias, scalar_t* out) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
-  constexpr int P = 8;
   const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
   // Weight transposed to [tap][Co].
   std::vector<acc_t> wt(taps * Co);
@@ -541,21 +540,34 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
         }
         scalar_t* orow = out + (n * p.out_h + oh) * p.out_w * Co;
         for (int64_t ow = 0; ow < p.out_w;) {
-          if (ow >= ow_in_lo && ow + P <= ow_in_hi) {
-            interior_pixels<P>(orow + ow * Co, b.data(), wt.data(), xrow.data(), kh_of.data(),
-                               n_rows, ow * p.stride_w - p.pad_w, p, n_vec);
-            if (n_vec < Co) {  // the last channels, fewer than a vector
-              for (int64_t q = 0; q < P; ++q)
-                for (int64_t co = n_vec; co < Co; ++co) {
-                  acc_t sum = b[co];
-                  for (int64_t r = 0; r < n_rows; ++r)
-                    for (int64_t kw = 0; kw < p.kernel_w; ++kw)
-                      sum += xrow[r][((ow + q) * p.stride_w - p.pad_w + kw * p.dil_w) * Co + co] *
-                             wt[(kh_of[r] * p.kernel_w + kw) * Co + co];
-                  orow[(ow + q) * Co + co] = static_cast<scalar_t>(sum);
-                }
+          if (ow >= ow_in_lo && ow < ow_in_hi) {
+            // Interior pixels in blocks of 8, then 4, 2, 1.
+            const int64_t left = ow_in_hi - ow;
+            const int64_t np = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const int64_t col = ow * p.stride_w - p.pad_w;
+            auto run = [&](auto PB) {
+              interior_pixels<decltype(PB)::value>(orow + ow * Co, b.data(), wt.data(), xrow.data(),
+                                                   kh_of.data(), n_rows, col, p, n_vec);
+            };
+            if (np == 8) {
+              run(std::integral_constant<int, 8>{});
+            } else if (np == 4) {
+              run(std::integral_constant<int, 4>{});
+            } else if (np == 2) {
+              run(std::integral_constant<int, 2>{});
+            } else {
+              run(std::integral_constant<int, 1>{});
             }
-            ow += P;
+            for (int64_t q = 0; q < np; ++q)  // the last channels, fewer than a vector
+              for (int64_t co = n_vec; co < Co; ++co) {
+                acc_t sum = b[co];
+                for (int64_t r = 0; r < n_rows; ++r)
+                  for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+                    sum += xrow[r][((ow + q) * p.stride_w - p.pad_w + kw * p.dil_w) * Co + co] *
+                           wt[(kh_of[r] * p.kernel_w + kw) * Co + co];
+                orow[(ow + q) * Co + co] = static_cast<scalar_t>(sum);
+              }
+            ow += np;
             continue;
           }
           int64_t kw_lo, kw_hi;

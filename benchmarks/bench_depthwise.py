@@ -1,0 +1,155 @@
+"""atrous.depthwise_conv2d against F.conv2d(groups=C), on shapes from real networks.
+
+Prints, per case, layout and direction (forward; forward+backward of input, weight and bias), the
+torch time, ours, and the ratio torch/ours (above 1: we are faster), then the geometric means. On
+CUDA it also prints the forward's effective bandwidth (bytes it must move: input, weight, output,
+over its time) as a share of this GPU's measured copy bandwidth.
+
+    python benchmarks/bench_depthwise.py                 # every available device, float32
+    python benchmarks/bench_depthwise.py --device cuda --dtype bfloat16
+    python benchmarks/bench_depthwise.py --markdown results.md
+
+Timing: torch.utils.benchmark, all of the machine's threads, torch and ours measured alternately
+for --rounds rounds; the reported time is the median over rounds of each round's median.
+"""
+
+import argparse
+import math
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.utils.benchmark import Timer
+
+import atrous
+
+# (name, N, C, H, W, k, stride, dilation); padding keeps the size (k // 2 * dilation). The CPU runs
+# batch N; CUDA runs batch N * 8 (see --cuda-batch-scale).
+CASES = [
+    ("MobileNetV2 3x3 s1", 8, 144, 56, 56, 3, 1, 1),
+    ("MobileNetV2 3x3 s2", 8, 144, 56, 56, 3, 2, 1),
+    ("EfficientNet 5x5", 8, 240, 28, 28, 5, 1, 1),
+    ("ConvNeXt 7x7", 8, 96, 56, 56, 7, 1, 1),
+    ("ASPP 3x3 d6", 4, 256, 33, 33, 3, 1, 6),
+    ("ASPP 3x3 d12", 4, 256, 33, 33, 3, 1, 12),
+    ("ASPP 3x3 d18", 4, 256, 33, 33, 3, 1, 18),
+    ("Xception 3x3 d2", 4, 728, 33, 33, 3, 1, 2),
+    ("RepLKNet 31x31", 2, 128, 56, 56, 31, 1, 1),
+]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def measure(stmt, env, threads, min_run_time):
+    t = Timer(stmt, globals=env, num_threads=threads)
+    return t.blocked_autorange(min_run_time=min_run_time).median
+
+
+def copy_bandwidth(device):
+    """Bytes per second of a large device-to-device copy (read + write)."""
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    sec = measure("y.copy_(x)", dict(x=x, y=y), torch.get_num_threads(), 0.5)
+    return 2 * x.numel() / sec
+
+
+def run_case(case, device, dtype, layout, args):
+    name, n, c, h, w, k, s, d = case
+    if device == "cuda":
+        n *= args.cuda_batch_scale
+    p = k // 2 * d
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, h, w, generator=g).to(device, dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    wt = (torch.randn(c, 1, k, k, generator=g) / k).to(device, dtype)
+    b = torch.randn(c, generator=g).to(device, dtype)
+    fns = {
+        "torch": lambda x, w, b: F.conv2d(x, w, b, s, p, d, groups=c),
+        "ours": lambda x, w, b: atrous.depthwise_conv2d(x, w, b, s, p, d),
+    }
+    # Same result before timing anything.
+    torch.testing.assert_close(fns["ours"](x, wt, b).float(), fns["torch"](x, wt, b).float(),
+                               atol=5e-2 if dtype != torch.float32 else 1e-3, rtol=1e-2)
+    xg, wg, bg = (t.detach().clone().requires_grad_() for t in (x, wt, b))
+    go = torch.randn_like(fns["torch"](x, wt, b))
+    sync = "torch.cuda.synchronize()" if device == "cuda" else ""
+    results = {}
+    for direction in ("forward", "forward+backward"):
+        if direction == "forward":
+            stmt = f"fn(x, w, b); {sync}"
+            env = dict(x=x, w=wt, b=b, torch=torch)
+        else:
+            stmt = f"torch.autograd.grad(fn(x, w, b), (x, w, b), go); {sync}"
+            env = dict(x=xg, w=wg, b=bg, go=go, torch=torch)
+        rounds = {"torch": [], "ours": []}
+        for _ in range(args.rounds):
+            for impl in ("torch", "ours"):
+                rounds[impl].append(measure(stmt, dict(env, fn=fns[impl]), args.threads, args.min_run_time))
+        results[direction] = {impl: statistics.median(v) for impl, v in rounds.items()}
+    moved = (x.numel() + wt.numel() + go.numel()) * x.element_size()
+    return results, moved
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
+    parser.add_argument("--dtype", choices=list(DTYPES), action="append")
+    parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
+    parser.add_argument("--case", action="append", help="substring of a case name to run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cuda-batch-scale", type=int, default=8)
+    parser.add_argument("--markdown", help="also write the tables to this file")
+    args = parser.parse_args()
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    layouts = args.layout or ["contiguous", "channels_last"]
+    cases = [c for c in CASES if not args.case or any(s in c[0] for s in args.case)]
+    lines = []
+
+    def emit(line=""):
+        print(line, flush=True)
+        lines.append(line)
+
+    for device in devices:
+        dtypes = args.dtype or (["float32"] if device == "cpu" else ["float32", "bfloat16"])
+        dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+        bandwidth = copy_bandwidth(device) if device == "cuda" else None
+        for dtype_name in dtypes:
+            dtype = DTYPES[dtype_name]
+            emit(f"\n### depthwise_conv2d, {device} ({dev_name}), {dtype_name}")
+            if bandwidth:
+                emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
+            emit("")
+            head = "| case | layout | fwd torch ms | fwd ours ms | fwd speedup | fwd+bwd torch ms | fwd+bwd ours ms | fwd+bwd speedup |"
+            if bandwidth:
+                head += " fwd % of copy bw |"
+            emit(head)
+            emit("|" + "---|" * (head.count("|") - 1))
+            ratios = {"forward": [], "forward+backward": []}
+            for case in cases:
+                for layout in layouts:
+                    res, moved = run_case(case, device, dtype, layout, args)
+                    f, fb = res["forward"], res["forward+backward"]
+                    rf, rfb = f["torch"] / f["ours"], fb["torch"] / fb["ours"]
+                    ratios["forward"].append(rf)
+                    ratios["forward+backward"].append(rfb)
+                    row = (f"| {case[0]} | {layout} | {f['torch'] * 1e3:.3f} | {f['ours'] * 1e3:.3f} | {rf:.2f}x | "
+                           f"{fb['torch'] * 1e3:.3f} | {fb['ours'] * 1e3:.3f} | {rfb:.2f}x |")
+                    if bandwidth:
+                        row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
+                    emit(row)
+            gm = {k: math.exp(sum(map(math.log, v)) / len(v)) for k, v in ratios.items()}
+            emit("")
+            emit(f"geometric-mean speedup: forward {gm['forward']:.2f}x, forward+backward {gm['forward+backward']:.2f}x; "
+                 f"slower than torch in {sum(r < 1 for r in ratios['forward'])} forward and "
+                 f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
