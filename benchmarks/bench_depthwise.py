@@ -14,13 +14,11 @@ for --rounds rounds; the reported time is the median over rounds of each round's
 """
 
 import argparse
-import math
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
-from torch.utils.benchmark import Timer
+from common import Report, alternate, copy_bandwidth, geomean
 
 import atrous
 
@@ -39,19 +37,6 @@ CASES = [
 ]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def measure(stmt, env, threads, min_run_time):
-    t = Timer(stmt, globals=env, num_threads=threads)
-    return t.blocked_autorange(min_run_time=min_run_time).median
-
-
-def copy_bandwidth(device):
-    """Bytes per second of a large device-to-device copy (read + write)."""
-    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
-    y = torch.empty_like(x)
-    sec = measure("y.copy_(x)", dict(x=x, y=y), torch.get_num_threads(), 0.5)
-    return 2 * x.numel() / sec
 
 
 def run_case(case, device, dtype, layout, args):
@@ -83,11 +68,8 @@ def run_case(case, device, dtype, layout, args):
         else:
             stmt = f"torch.autograd.grad(fn(x, w, b), (x, w, b), go); {sync}"
             env = dict(x=xg, w=wg, b=bg, go=go, torch=torch)
-        rounds = {"torch": [], "ours": []}
-        for _ in range(args.rounds):
-            for impl in ("torch", "ours"):
-                rounds[impl].append(measure(stmt, dict(env, fn=fns[impl]), args.threads, args.min_run_time))
-        results[direction] = {impl: statistics.median(v) for impl, v in rounds.items()}
+        results[direction] = alternate(stmt, {k: dict(env, fn=f) for k, f in fns.items()}, args.rounds,
+                                       args.threads, args.min_run_time)
     moved = (x.numel() + wt.numel() + go.numel()) * x.element_size()
     return results, moved
 
@@ -107,11 +89,7 @@ def main():
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     layouts = args.layout or ["contiguous", "channels_last"]
     cases = [c for c in CASES if not args.case or any(s in c[0] for s in args.case)]
-    lines = []
-
-    def emit(line=""):
-        print(line, flush=True)
-        lines.append(line)
+    emit = Report()
 
     for device in devices:
         dtypes = args.dtype or (["float32"] if device == "cpu" else ["float32", "bfloat16"])
@@ -123,11 +101,8 @@ def main():
             if bandwidth:
                 emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
             emit("")
-            head = "| case | layout | fwd torch ms | fwd ours ms | fwd speedup | fwd+bwd torch ms | fwd+bwd ours ms | fwd+bwd speedup |"
-            if bandwidth:
-                head += " fwd % of copy bw |"
-            emit(head)
-            emit("|" + "---|" * (head.count("|") - 1))
+            emit.table_header(["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
+                               "fwd+bwd ours ms", "fwd+bwd speedup"] + (["fwd % of copy bw"] if bandwidth else []))
             ratios = {"forward": [], "forward+backward": []}
             for case in cases:
                 for layout in layouts:
@@ -141,14 +116,12 @@ def main():
                     if bandwidth:
                         row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
                     emit(row)
-            gm = {k: math.exp(sum(map(math.log, v)) / len(v)) for k, v in ratios.items()}
+            gm = {k: geomean(v) for k, v in ratios.items()}
             emit("")
             emit(f"geometric-mean speedup: forward {gm['forward']:.2f}x, forward+backward {gm['forward+backward']:.2f}x; "
                  f"slower than torch in {sum(r < 1 for r in ratios['forward'])} forward and "
                  f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    emit.write(args.markdown)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,12 @@ TORCH_LIBRARY(atrous, m) {
   m.def(
       "depthwise_conv2d_backward_weight(Tensor grad_output, Tensor input, int[4] weight_size, "
       "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
+  // Max-unpool: output_size = [oH, oW]; kernel_size, stride and padding describe the windows
+  // the indices come from (they choose the gather form; see csrc/common/unpool_params.h).
+  m.def(
+      "max_unpool2d(Tensor input, Tensor indices, int[2] kernel_size, int[2] stride, "
+      "int[2] padding, int[2] output_size, bool validate_indices=True) -> Tensor");
+  m.def("max_unpool2d_backward(Tensor grad_output, Tensor indices) -> Tensor");
   m.def("_build_info() -> str", &build_info);
 }
 

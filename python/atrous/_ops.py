@@ -139,3 +139,32 @@ def _dwbw_backward(ctx, ggw):
 
 torch.library.register_autograd(
     "atrous::depthwise_conv2d_backward_weight", _dwbw_backward, setup_context=_dwbw_setup)
+
+
+# --- max_unpool2d --------------------------------------------------------------------------------
+
+@torch.library.register_fake("atrous::max_unpool2d")
+def _max_unpool2d_fake(input, indices, kernel_size, stride, padding, output_size, validate_indices=True):
+    torch._check(input.dim() == 4 and indices.shape == input.shape, lambda: "indices must have the input's shape")
+    torch._check(indices.dtype == torch.int64, lambda: "indices must be int64")
+    shape = (input.shape[0], input.shape[1], output_size[0], output_size[1])
+    return input.new_empty(shape).contiguous(memory_format=output_memory_format(input))
+
+
+@torch.library.register_fake("atrous::max_unpool2d_backward")
+def _max_unpool2d_backward_fake(grad_output, indices):
+    torch._check(grad_output.dim() == 4 and indices.dim() == 4, lambda: "grad_output and indices must be 4-D")
+    return grad_output.new_empty(indices.shape).contiguous(memory_format=output_memory_format(indices))
+
+
+def _unpool_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+
+
+def _unpool_backward(ctx, grad):
+    indices, = ctx.saved_tensors
+    gi = ops.max_unpool2d_backward(grad, indices) if ctx.needs_input_grad[0] else None
+    return gi, None, None, None, None, None, None
+
+
+torch.library.register_autograd("atrous::max_unpool2d", _unpool_backward, setup_context=_unpool_setup)

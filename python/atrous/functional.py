@@ -3,9 +3,9 @@ kernel runs, with a message that names the argument, the value given and what is
 
 import torch
 
-from ._ops import depthwise_out_hw
+from ._ops import depthwise_out_hw, output_memory_format
 
-__all__ = ["depthwise_conv2d"]
+__all__ = ["depthwise_conv2d", "max_unpool2d"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _MAX_INT = 2**31 - 1
@@ -123,5 +123,80 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     out = torch.ops.atrous.depthwise_conv2d(_native_layout(x), weight, bias, stride, pad, dilation)
+    return out.squeeze(0) if unbatched else out
+
+
+
+def _unpool_output_size(input, kernel, stride, padding, output_size):
+    """[oH, oW] as F.max_unpool2d computes and checks it."""
+    default = [(input.shape[-2 + d] - 1) * stride[d] + kernel[d] - 2 * padding[d] for d in range(2)]
+    if output_size is None:
+        size = default
+    else:
+        try:
+            size = [int(v) for v in output_size]
+        except (TypeError, ValueError):
+            raise TypeError(f"output_size must be a sequence of 2 or 4 ints, got {output_size!r}") from None
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2:
+            raise ValueError(
+                f"output_size should be a sequence containing 2 or 4 elements, but it has a length of '{len(size)}'")
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < size[d] < hi:
+                raise ValueError(f'invalid output_size "{list(output_size)}" (dim {d} must be between {lo} and {hi})')
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"max_unpool2d's output size must be positive, got {size} (input {tuple(input.shape)}, "
+                         f"kernel_size {tuple(kernel)}, stride {tuple(stride)}, padding {tuple(padding)})")
+    return size
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None, validate_indices=True):
+    """Inverse of max-pooling: the same as ``F.max_unpool2d``, deterministic.
+
+    Each value is written at its index (the flat position ``r * oW + q`` in its (n, c) output
+    plane, as ``F.max_pool2d(..., return_indices=True)`` gives it); every other output element is
+    zero. Where several values of a plane share an index, the one latest in the plane's row-major
+    order wins, on every run and every device (torch leaves that undefined on CUDA).
+
+    An index outside ``[0, oH * oW)`` raises IndexError, naming it, on the CPU and on CUDA (no
+    device-side assert). On CUDA that check reads a flag back from the GPU, a host
+    synchronisation; ``validate_indices=False`` skips it (then an invalid index is ignored, never
+    written out of bounds), which CUDA graph capture requires. On the CPU the check is always made.
+
+    Args:
+        input: (N, C, H, W) or (C, H, W); float32, float64, float16 or bfloat16.
+        indices: int64 (int32 is accepted and widened), the shape of ``input``.
+        kernel_size, stride (default: kernel_size), padding: int or (h, w), of the pooling.
+        output_size: (oH, oW) or (N, C, oH, oW), as F.max_unpool2d accepts it.
+    """
+    _check_tensor("input", input)
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+    if indices.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"indices must be int64 (or int32), got {indices.dtype}")
+    if input.dim() not in (3, 4):
+        raise ValueError(
+            f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
+    if indices.shape != input.shape:
+        raise ValueError(f"indices must have the input's shape {tuple(input.shape)}, got {tuple(indices.shape)}")
+    if indices.device != input.device:
+        raise ValueError(f"indices must be on the same device as input ({input.device}), got {indices.device}")
+    if 0 in input.shape[-3:]:
+        raise ValueError(
+            "input must have non-zero channels, height and width (only the batch may be empty), "
+            f"got shape {tuple(input.shape)}")
+    kernel = _pair("kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _pair("stride", stride, 1)
+    padding = _pair("padding", padding, 0)
+    size = _unpool_output_size(input, kernel, stride, padding, output_size)
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    idx = indices.unsqueeze(0) if unbatched else indices
+    x = _native_layout(x)
+    # The kernels read values and indices in one layout: the input's.
+    idx = idx.to(torch.int64).contiguous(memory_format=output_memory_format(x))
+    out = torch.ops.atrous.max_unpool2d(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
 

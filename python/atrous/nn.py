@@ -7,7 +7,7 @@ from torch import nn
 
 from . import functional as F
 
-__all__ = ["DepthwiseConv2d"]
+__all__ = ["DepthwiseConv2d", "MaxUnpool2d"]
 
 
 def _pair(v):
@@ -98,3 +98,25 @@ class DepthwiseConv2d(nn.Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class MaxUnpool2d(nn.Module):
+    """Drop-in for ``nn.MaxUnpool2d``: ``forward(input, indices, output_size=None)``, computed by
+    the deterministic :func:`atrous.max_unpool2d` (see there for duplicates and index checks)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, validate_indices=True):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride) if stride is not None else self.kernel_size
+        self.padding = _pair(padding)
+        self.validate_indices = validate_indices
+        F._pair("kernel_size", self.kernel_size, 1)
+        F._pair("stride", self.stride, 1)
+        F._pair("padding", self.padding, 0)
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size,
+                              self.validate_indices)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -1,0 +1,108 @@
+"""atrous.max_unpool2d against F.max_unpool2d on SegNet and ENet decoder stages and an overlapping
+3x3/2 case, forward and forward+backward, both layouts.
+
+Prints torch's time, ours and the ratio torch/ours (above 1: we are faster), and on CUDA the
+forward's effective bandwidth (values and indices read once, output written once) as a share of
+the GPU's measured copy bandwidth. Indices come from F.max_pool2d, as in a real decoder.
+
+    python benchmarks/bench_max_unpool.py [--device cpu|cuda] [--markdown results.md]
+"""
+
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+from common import Report, alternate, copy_bandwidth, geomean
+
+import atrous
+
+# (name, N, C, H, W of the pooled input to the unpool, kernel, stride, padding, output H, W). CUDA
+# runs batch N * 8 (--cuda-batch-scale).
+CASES = [
+    ("SegNet dec 512ch 12x15", 2, 512, 12, 15, 2, 2, 0, 24, 30),
+    ("SegNet dec 256ch 45x60", 2, 256, 45, 60, 2, 2, 0, 90, 120),
+    ("SegNet dec 128ch 90x120", 2, 128, 90, 120, 2, 2, 0, 180, 240),
+    ("SegNet dec 64ch 180x240", 2, 64, 180, 240, 2, 2, 0, 360, 480),
+    ("ENet 128ch 64x64", 2, 128, 64, 64, 2, 2, 0, 128, 128),
+    ("ENet 64ch 128x128", 2, 64, 128, 128, 2, 2, 0, 256, 256),
+    ("overlapping 3x3/2 64ch 56x56", 2, 64, 56, 56, 3, 2, 1, 112, 112),
+]
+
+
+def run_case(case, device, layout, args):
+    name, n, c, h, w, k, s, p, oh, ow = case
+    if device == "cuda":
+        n *= args.cuda_batch_scale
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, oh, ow, generator=g).to(device)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    vals, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+    assert vals.shape[-2:] == (h, w)
+    size = (oh, ow)
+    fns = {
+        "torch": lambda v: F.max_unpool2d(v, idx, k, s, p, size),
+        "ours": lambda v: atrous.max_unpool2d(v, idx, k, s, p, size),
+    }
+    assert torch.equal(fns["ours"](vals), fns["torch"](vals))
+    vg = vals.detach().clone().requires_grad_()
+    go = torch.randn_like(fns["torch"](vals))
+    sync = "torch.cuda.synchronize()" if device == "cuda" else ""
+    results = {
+        "forward": alternate(f"fn(v); {sync}", {k_: dict(fn=f, v=vals, torch=torch) for k_, f in fns.items()},
+                             args.rounds, args.threads, args.min_run_time),
+        "forward+backward": alternate(f"torch.autograd.grad(fn(v), v, go); {sync}",
+                                      {k_: dict(fn=f, v=vg, go=go, torch=torch) for k_, f in fns.items()},
+                                      args.rounds, args.threads, args.min_run_time),
+    }
+    moved = vals.numel() * (vals.element_size() + idx.element_size()) + go.numel() * go.element_size()
+    return results, moved
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
+    parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cuda-batch-scale", type=int, default=8)
+    parser.add_argument("--markdown")
+    args = parser.parse_args()
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    layouts = args.layout or ["contiguous", "channels_last"]
+    emit = Report()
+    for device in devices:
+        dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+        bandwidth = copy_bandwidth(device) if device == "cuda" else None
+        emit(f"\n### max_unpool2d, {device} ({dev_name}), float32, int64 indices")
+        if bandwidth:
+            emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
+        emit("")
+        cols = ["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
+                "fwd+bwd ours ms", "fwd+bwd speedup"] + (["fwd % of copy bw"] if bandwidth else [])
+        emit.table_header(cols)
+        ratios = {"forward": [], "forward+backward": []}
+        for case in CASES:
+            for layout in layouts:
+                res, moved = run_case(case, device, layout, args)
+                f, fb = res["forward"], res["forward+backward"]
+                rf, rfb = f["torch"] / f["ours"], fb["torch"] / fb["ours"]
+                ratios["forward"].append(rf)
+                ratios["forward+backward"].append(rfb)
+                row = (f"| {case[0]} | {layout} | {f['torch'] * 1e3:.3f} | {f['ours'] * 1e3:.3f} | {rf:.2f}x | "
+                       f"{fb['torch'] * 1e3:.3f} | {fb['ours'] * 1e3:.3f} | {rfb:.2f}x |")
+                if bandwidth:
+                    row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
+                emit(row)
+        emit("")
+        emit(f"geometric-mean speedup: forward {geomean(ratios['forward']):.2f}x, forward+backward "
+             f"{geomean(ratios['forward+backward']):.2f}x; slower than torch in "
+             f"{sum(r < 1 for r in ratios['forward'])} forward and "
+             f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
+    emit.write(args.markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

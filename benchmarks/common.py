@@ -1,0 +1,55 @@
+"""Timing helpers shared by the benchmark suites."""
+
+import math
+import statistics
+
+import torch
+from torch.utils.benchmark import Timer
+
+
+def measure(stmt, env, threads, min_run_time):
+    """Median seconds per run of `stmt` (torch.utils.benchmark, `threads` threads)."""
+    return Timer(stmt, globals=env, num_threads=threads).blocked_autorange(min_run_time=min_run_time).median
+
+
+def alternate(stmt, envs, rounds, threads, min_run_time):
+    """Times each implementation (name -> globals) in turn for `rounds` rounds; returns, per name,
+    the median over rounds of each round's median, so that drifts in machine speed hit all alike."""
+    times = {name: [] for name in envs}
+    for _ in range(rounds):
+        for name, env in envs.items():
+            times[name].append(measure(stmt, env, threads, min_run_time))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def copy_bandwidth(device):
+    """Bytes per second of a large copy on `device` (bytes read plus bytes written)."""
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    sync = "torch.cuda.synchronize()" if device == "cuda" else ""
+    sec = measure(f"y.copy_(x); {sync}", dict(x=x, y=y, torch=torch), torch.get_num_threads(), 0.5)
+    return 2 * x.numel() / sec
+
+
+def geomean(values):
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+class Report:
+    """Prints lines and keeps them for an optional markdown file."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, line=""):
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def table_header(self, columns):
+        self("| " + " | ".join(columns) + " |")
+        self("|" + "---|" * len(columns))
+
+    def write(self, path):
+        if path:
+            with open(path, "w") as f:
+                f.write("\n".join(self.lines) + "\n")

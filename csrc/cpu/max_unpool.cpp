@@ -1,0 +1,233 @@
+// CPU kernels for max-unpool: the gather form (one pass, each output element written once per
+// region row, no separate zero-fill of the whole output) and the deterministic scatter form; see
+// csrc/common/unpool_params.h. Indices are validated in the same pass; an invalid one raises after
+// the pass, so the caller never sees the partly written output.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+
+#include "../common/unpool_host.h"
+
+namespace atrous {
+namespace {
+
+constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+
+// Keeps the smallest logical input position with an invalid index (deterministic report).
+inline void record_bad(std::atomic<int64_t>& bad, int64_t pos) {
+  int64_t cur = bad.load(std::memory_order_relaxed);
+  while (pos < cur && !bad.compare_exchange_weak(cur, pos, std::memory_order_relaxed)) {
+  }
+}
+
+inline int64_t logical_pos(const UnpoolParams& p, int64_t n, int64_t c, int64_t h, int64_t w) {
+  return ((n * p.channels + c) * p.in_h + h) * p.in_w + w;
+}
+
+// An index outside its task's region rows: out of range (an error) or valid elsewhere (the gather
+// form does not apply).
+inline void not_inside(const UnpoolParams& p, int64_t t, int64_t logical, std::atomic<int64_t>& bad,
+                       std::atomic<bool>& fallback) {
+  if (t < 0 || t >= p.out_h * p.out_w) {
+    record_bad(bad, logical);
+  } else {
+    fallback.store(true, std::memory_order_relaxed);
+  }
+}
+
+// Gather form on the CPU: a task owns the output rows of a block of region rows, which it zeroes
+// and then writes each of its values at its index, in the plane's row-major order. That is the
+// scatter result as long as every index lands in its own task's rows (true of max-pool's indices,
+// which lie in their windows): values of one task that share an index resolve in order, and no
+// other task writes those rows. An index elsewhere sends the whole op to the scatter form.
+inline int64_t window_rows_per_task(const UnpoolParams& p, int64_t units) {
+  return std::max<int64_t>(1, p.in_h / std::max<int64_t>(1, ceil_div(256, std::max<int64_t>(units, 1))));
+}
+
+// NCHW: task (plane, block of window rows); the block's output rows are contiguous.
+template <typename scalar_t>
+void gather_nchw(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
+                 std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {
+  const int64_t plane_out = p.out_h * p.out_w, planes = p.batch * p.channels;
+  const int64_t rows_per = window_rows_per_task(p, planes), blocks = ceil_div(p.in_h, rows_per);
+  at::parallel_for(0, planes * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t plane = task / blocks;
+      const int64_t h0 = (task % blocks) * rows_per, h1 = std::min(p.in_h, h0 + rows_per);
+      int64_t r_lo, r_hi, unused;
+      unpool_region(h0, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &unused);
+      unpool_region(h1 - 1, p.in_h, p.stride_h, p.pad_h, p.out_h, &unused, &r_hi);
+      scalar_t* o = out + plane * plane_out;
+      std::memset(static_cast<void*>(o + r_lo * p.out_w), 0,
+                  sizeof(scalar_t) * (r_hi - r_lo) * p.out_w);
+      const int64_t lo = r_lo * p.out_w, hi = r_hi * p.out_w;
+      const int64_t first = (plane * p.in_h + h0) * p.in_w, n = (h1 - h0) * p.in_w;
+      const scalar_t* v = in + first;
+      const int64_t* id = idx + first;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = id[i];
+        if ((t >= lo) & (t < hi)) {
+          o[t] = v[i];
+        } else {
+          not_inside(p, t, first + i, bad, fallback);
+        }
+      }
+    }
+  });
+}
+
+// NHWC: task (n, block of window rows); the channel loops are innermost.
+template <typename scalar_t>
+void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
+                 std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {
+  const int64_t C = p.channels;
+  const int64_t rows_per = window_rows_per_task(p, p.batch), blocks = ceil_div(p.in_h, rows_per);
+  at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks;
+      const int64_t h0 = (task % blocks) * rows_per, h1 = std::min(p.in_h, h0 + rows_per);
+      int64_t r_lo, r_hi, unused;
+      unpool_region(h0, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &unused);
+      unpool_region(h1 - 1, p.in_h, p.stride_h, p.pad_h, p.out_h, &unused, &r_hi);
+      scalar_t* o = out + n * p.out_h * p.out_w * C;
+      std::memset(static_cast<void*>(o + r_lo * p.out_w * C), 0,
+                  sizeof(scalar_t) * (r_hi - r_lo) * p.out_w * C);
+      const int64_t lo = r_lo * p.out_w, hi = r_hi * p.out_w;
+      for (int64_t h = h0; h < h1; ++h) {
+        const int64_t first = (n * p.in_h + h) * p.in_w * C;
+        const scalar_t* v = in + first;
+        const int64_t* id = idx + first;
+        for (int64_t w = 0; w < p.in_w; ++w)  // row-major over the plane, for every channel
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t t = id[w * C + c];
+            if ((t >= lo) & (t < hi)) {
+              o[t * C + c] = v[w * C + c];
+            } else {
+              not_inside(p, t, logical_pos(p, n, c, h, w), bad, fallback);
+            }
+          }
+      }
+    }
+  });
+}
+
+// Scatter form: zero, then values in each plane's row-major order, so the latest wins.
+template <typename scalar_t>
+void scatter(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
+             std::atomic<int64_t>& bad) {
+  const int64_t plane_out = p.out_h * p.out_w, plane_in = p.in_h * p.in_w, C = p.channels;
+  if (p.layout == Layout::kNCHW) {
+    at::parallel_for(0, p.batch * C, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t plane = begin; plane < end; ++plane) {
+        scalar_t* o = out + plane * plane_out;
+        std::memset(static_cast<void*>(o), 0, sizeof(scalar_t) * plane_out);
+        const scalar_t* v = in + plane * plane_in;
+        const int64_t* id = idx + plane * plane_in;
+        for (int64_t i = 0; i < plane_in; ++i) {
+          if (id[i] < 0 || id[i] >= plane_out) {
+            record_bad(bad, plane * plane_in + i);
+          } else {
+            o[id[i]] = v[i];
+          }
+        }
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, p.batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      scalar_t* o = out + n * plane_out * C;
+      std::memset(static_cast<void*>(o), 0, sizeof(scalar_t) * plane_out * C);
+      const scalar_t* v = in + n * plane_in * C;
+      const int64_t* id = idx + n * plane_in * C;
+      for (int64_t i = 0; i < plane_in; ++i)  // row-major over the plane, for every channel
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t t = id[i * C + c];
+          if (t < 0 || t >= plane_out) {
+            record_bad(bad, logical_pos(p, n, c, i / p.in_w, i % p.in_w));
+          } else {
+            o[t * C + c] = v[i * C + c];
+          }
+        }
+    }
+  });
+}
+
+at::Tensor max_unpool2d_cpu(const at::Tensor& input, const at::Tensor& indices,
+                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef output_size,
+                            bool validate_indices) {
+  (void)validate_indices;  // on the CPU the check costs nothing extra and always runs
+  auto s = setup_max_unpool(input, indices, kernel_size, stride, padding, output_size);
+  if (s.output.numel() == 0) return s.output;
+  std::atomic<int64_t> bad{kNone};
+  std::atomic<bool> fallback{false};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_unpool",
+                                  [&] {
+    const scalar_t* in = s.input.const_data_ptr<scalar_t>();
+    const int64_t* id = s.indices.const_data_ptr<int64_t>();
+    scalar_t* out = s.output.mutable_data_ptr<scalar_t>();
+    if (s.p.gather) {
+      (s.p.layout == Layout::kNHWC ? gather_nhwc<scalar_t> : gather_nchw<scalar_t>)(
+          s.p, in, id, out, bad, fallback);
+    }
+    if (bad.load() == kNone && (!s.p.gather || fallback.load())) scatter(s.p, in, id, out, bad);
+  });
+  if (bad.load() != kNone) throw_bad_index(s.p, s.indices, bad.load());
+  return s.output;
+}
+
+at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& indices) {
+  auto s = setup_max_unpool_backward(grad_output, indices);
+  if (s.grad_input.numel() == 0) return s.grad_input;
+  const UnpoolParams& p = s.p;
+  const int64_t plane_out = p.out_h * p.out_w, C = p.channels;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                  "atrous_unpool_bwd", [&] {
+    const scalar_t* go = s.grad_output.const_data_ptr<scalar_t>();
+    const int64_t* id = s.indices.const_data_ptr<int64_t>();
+    scalar_t* gi = s.grad_input.mutable_data_ptr<scalar_t>();
+    // grad_input[i] = grad_output[plane, indices[i]] (zero for an index out of range, which the
+    // forward refuses). Task: one row of the input.
+    const int64_t row = p.in_w * (p.layout == Layout::kNHWC ? C : 1);
+    const int64_t rows_per_plane = p.in_h;
+    at::parallel_for(0, p.batch * (p.layout == Layout::kNHWC ? 1 : C) * p.in_h, 16,
+                     [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t* t = id + task * row;
+        scalar_t* g = gi + task * row;
+        const int64_t plane = task / rows_per_plane;  // n for NHWC, n * C + c for NCHW
+        if (p.layout == Layout::kNHWC) {
+          const scalar_t* src = go + plane * plane_out * C;
+          for (int64_t w = 0; w < p.in_w; ++w)
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t k = t[w * C + c];
+              g[w * C + c] = (k >= 0 && k < plane_out) ? src[k * C + c] : scalar_t(0);
+            }
+        } else {
+          const scalar_t* src = go + plane * plane_out;
+          for (int64_t w = 0; w < p.in_w; ++w) {
+            const int64_t k = t[w];
+            g[w] = (k >= 0 && k < plane_out) ? src[k] : scalar_t(0);
+          }
+        }
+      }
+    });
+  });
+  return s.grad_input;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(atrous, CPU, m) {
+  m.impl("max_unpool2d", &max_unpool2d_cpu);
+  m.impl("max_unpool2d_backward", &max_unpool2d_backward_cpu);
+}
+
+}  // namespace atrous
