@@ -224,6 +224,7 @@ def _opcheck_samples(device):
             go = in_layout(torch.randn(2, 6, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
             yield ops.depthwise_conv2d_backward_input.default, (go, w, [2, 3, 8, 9], [1, 1], [1, 1, 1, 1], [1, 1])
             yield ops.depthwise_conv2d_backward_weight.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
+            yield ops.depthwise_conv2d_backward_bias.default, (go,)
 
 
 def test_opcheck(device):

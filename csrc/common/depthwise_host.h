@@ -183,4 +183,24 @@ inline DepthwiseBackwardWeightSetup setup_depthwise_backward_weight(
   return s;
 }
 
+struct DepthwiseBackwardBiasSetup {
+  DepthwiseParams p;  // batch, out_channels, out_h, out_w and layout
+  at::Tensor grad_output, grad_bias;
+};
+
+inline DepthwiseBackwardBiasSetup setup_depthwise_backward_bias(const at::Tensor& grad_output) {
+  check_float_dtype(grad_output, "grad_output");
+  TORCH_CHECK(grad_output.dim() == 4, "atrous: grad_output must be 4-D, got sizes ",
+              grad_output.sizes());
+  DepthwiseBackwardBiasSetup s;
+  s.p.batch = grad_output.size(0);
+  s.p.out_channels = grad_output.size(1);
+  s.p.out_h = grad_output.size(2);
+  s.p.out_w = grad_output.size(3);
+  s.p.layout = layout_of(grad_output);
+  s.grad_output = in_layout(grad_output, s.p.layout);
+  s.grad_bias = at::empty({s.p.out_channels}, grad_output.options());
+  return s;
+}
+
 }  // namespace atrous

@@ -4,13 +4,19 @@
 // Input (N, C, H, W) values with indices of the same shape; each index is the flat position
 // r * oW + q of its value in the (oH, oW) output plane of the same (n, c).
 //
-// Gather form: when windows do not overlap (stride >= kernel on both axes) and the output is at
-// least the default size, output rows split into disjoint "regions", one per window row h:
-// [h*s - p, (h+1)*s - p), the first starting at 0 and the last running to the output's end; window
-// (h, w) lies inside region (h, w). A kernel thread per window then writes its whole region exactly
-// once: the value where the position equals the window's index, zero elsewhere. That is exact while
-// every index lies inside its own window (always true of max-pool's indices); an index in range but
-// outside its window is detected in the same pass and the scatter form is used instead.
+// Gather form: when windows do not overlap (stride >= kernel on both axes, padding below both) and
+// the output is at least the default size, output rows split into disjoint "regions", one per
+// window row h: [h*s - p, (h+1)*s - p), the first starting at 0 and the last running to the
+// output's end; window (h, w) lies inside region (h, w), and likewise for columns.
+//  - CUDA: a thread per output element reads the value and index of the window whose region holds
+//    it and writes the element once: the value where the position equals the index, zero
+//    elsewhere. Exact while every index lies in its own window (always true of max-pool's indices);
+//    the first thread of each region checks that, and an index in range but outside its window
+//    sends the op to the scatter form.
+//  - CPU: a task zeroes the output rows of a block of region rows, then writes each of its values
+//    at its index in the plane's row-major order. Exact while every index lands in its own task's
+//    rows (so no other task writes there, and duplicates resolve in order); an index elsewhere
+//    sends the op to the scatter form.
 //
 // Scatter form: zero the output, then write every value at its index; where several values of a
 // plane share an index, the one latest in the plane's row-major order (h * W + w) wins.

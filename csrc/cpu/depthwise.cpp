@@ -740,6 +740,39 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
   }
 }
 
+// grad_bias[co] = sum of channels_last grad_output over (n, h, w): fixed chunks of pixels, each
+// summed in blocks of 64 pixels (to keep rounding error near a pairwise sum's), then the chunks in
+// order. (NCHW uses ATen's pairwise sum over each contiguous plane.)
+template <typename scalar_t>
+void backward_bias_nhwc(const DepthwiseParams& p, const scalar_t* go, scalar_t* gb) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t Co = p.out_channels, pixels = p.batch * p.out_h * p.out_w;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pixels / 64, 16));
+  const int64_t per = ceil_div(pixels, chunks);
+  constexpr int64_t kBlock = 64;
+  std::vector<acc_t> part(chunks * Co, acc_t(0));
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> blk(Co);
+    for (int64_t ch = begin; ch < end; ++ch) {
+      acc_t* dst = part.data() + ch * Co;
+      const int64_t px1 = std::min(pixels, (ch + 1) * per);
+      for (int64_t px0 = ch * per; px0 < px1; px0 += kBlock) {
+        std::fill(blk.begin(), blk.end(), acc_t(0));
+        for (int64_t px = px0; px < std::min(px1, px0 + kBlock); ++px) {
+          const scalar_t* g = go + px * Co;
+          for (int64_t co = 0; co < Co; ++co) blk[co] += static_cast<acc_t>(g[co]);
+        }
+        for (int64_t co = 0; co < Co; ++co) dst[co] += blk[co];
+      }
+    }
+  });
+  for (int64_t co = 0; co < Co; ++co) {
+    acc_t s = 0;
+    for (int64_t ch = 0; ch < chunks; ++ch) s += part[ch * Co + co];
+    gb[co] = static_cast<scalar_t>(s);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Op entry points
 // ---------------------------------------------------------------------------------------------
@@ -814,10 +847,26 @@ at::Tensor depthwise_conv2d_backward_weight_cpu(const at::Tensor& grad_output,
   return s.grad_weight;
 }
 
+at::Tensor depthwise_conv2d_backward_bias_cpu(const at::Tensor& grad_output) {
+  auto s = setup_depthwise_backward_bias(grad_output);
+  if (s.p.batch * s.p.out_h * s.p.out_w == 0) return s.grad_bias.zero_();
+  if (s.p.layout == Layout::kNCHW) {
+    const auto acc = grad_output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    return s.grad_output.sum({0, 2, 3}, /*keepdim=*/false, acc).to(grad_output.scalar_type());
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                  "atrous_dw_bwd_bias", [&] {
+    backward_bias_nhwc<scalar_t>(s.p, s.grad_output.const_data_ptr<scalar_t>(),
+                                 s.grad_bias.mutable_data_ptr<scalar_t>());
+  });
+  return s.grad_bias;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(atrous, CPU, m) {
   m.impl("depthwise_conv2d", &depthwise_conv2d_cpu);
+  m.impl("depthwise_conv2d_backward_bias", &depthwise_conv2d_backward_bias_cpu);
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cpu);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cpu);
 }

@@ -91,10 +91,20 @@ at::Tensor depthwise_conv2d_backward_weight_cuda(const at::Tensor& grad_output,
   return s.grad_weight;
 }
 
+// A channel sum: ATen's reduction (float accumulation, a fixed reduction order).
+at::Tensor depthwise_conv2d_backward_bias_cuda(const at::Tensor& grad_output) {
+  check_cuda(grad_output, "grad_output");
+  c10::cuda::CUDAGuard guard(grad_output.device());
+  auto s = setup_depthwise_backward_bias(grad_output);
+  const auto acc = grad_output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return grad_output.sum({0, 2, 3}, /*keepdim=*/false, acc).to(grad_output.scalar_type());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
   m.impl("depthwise_conv2d", &depthwise_conv2d_cuda);
+  m.impl("depthwise_conv2d_backward_bias", &depthwise_conv2d_backward_bias_cuda);
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cuda);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cuda);
 }

@@ -85,12 +85,17 @@ def _dw_backward(ctx, grad):
     if ctx.needs_input_grad[1]:
         gw = ops.depthwise_conv2d_backward_weight(grad, input, list(weight.shape), stride, padding, dilation)
     if ctx.has_bias and ctx.needs_input_grad[2]:
-        gb = grad.sum(dim=(0, 2, 3), dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None)
-        gb = gb.to(grad.dtype)
+        gb = ops.depthwise_conv2d_backward_bias(grad)
     return gi, gw, gb, None, None, None
 
 
 torch.library.register_autograd("atrous::depthwise_conv2d", _dw_backward, setup_context=_dw_setup)
+
+
+@torch.library.register_fake("atrous::depthwise_conv2d_backward_bias")
+def _depthwise_backward_bias_fake(grad_output):
+    torch._check(grad_output.dim() == 4, lambda: "grad_output must be 4-D")
+    return grad_output.new_empty((grad_output.shape[1],))
 
 
 # --- autograd: the backward ops (for double backward) -------------------------------------------
@@ -139,6 +144,20 @@ def _dwbw_backward(ctx, ggw):
 
 torch.library.register_autograd(
     "atrous::depthwise_conv2d_backward_weight", _dwbw_backward, setup_context=_dwbw_setup)
+
+
+# grad_bias = sum over (n, h, w) of grad_output: its adjoint broadcasts.
+
+def _dwbb_setup(ctx, inputs, output):
+    ctx.shape = inputs[0].shape
+
+
+def _dwbb_backward(ctx, ggb):
+    return ggb.reshape(1, -1, 1, 1).expand(ctx.shape)
+
+
+torch.library.register_autograd(
+    "atrous::depthwise_conv2d_backward_bias", _dwbb_backward, setup_context=_dwbb_setup)
 
 
 # --- max_unpool2d --------------------------------------------------------------------------------
