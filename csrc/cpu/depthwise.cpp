@@ -460,28 +460,32 @@ inline void channel_blocks(scalar_t* out, const acc_t* init, int64_t channels,
   }
 }
 
-// P consecutive output pixels whose taps all fall inside the input, one vector of channels at a
-// time: each weight vector is loaded once for the P pixels, whose sums stay in registers.
+// P consecutive output pixels, taps kw in [kw_lo, kw_hi) of the rows given (all inside the input
+// for every one of the P pixels), one vector of channels at a time: each weight vector is loaded
+// once for the P pixels, whose sums stay in registers.
 template <int P, typename scalar_t, typename acc_t>
 inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
                             const acc_t* __restrict wt, const acc_t* const* xrow,
                             const int64_t* kh_of, int64_t n_rows, int64_t first_col,
-                            const DepthwiseParams& p, int64_t n_vec_channels) {
+                            const DepthwiseParams& p, int64_t n_vec_channels, int64_t kw_lo,
+                            int64_t kw_hi) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
   constexpr int L = S::kLanes;
   const int64_t Co = p.out_channels;
   const int64_t step = p.stride_w * Co;  // between the P pixels' inputs
+  const int64_t taps = p.kernel_h * p.kernel_w;
   for (int64_t cb = 0; cb < n_vec_channels; cb += L) {
     V acc[P];
     const V bv = S::load(b + cb);
     for (int q = 0; q < P; ++q) acc[q] = bv;
+    // wt is blocked [Co / L][tap][L]: one channel vector's taps are contiguous.
+    const acc_t* wblock = wt + (cb / L) * taps * L;
     for (int64_t r = 0; r < n_rows; ++r) {
-      const acc_t* wrow = wt + kh_of[r] * p.kernel_w * Co + cb;
-      const acc_t* x = xrow[r] + first_col * Co + cb;
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const V wv = S::load(wrow + kw * Co);
-        const acc_t* xk = x + kw * p.dil_w * Co;
+      const acc_t* wrow = wblock + kh_of[r] * p.kernel_w * L;
+      const acc_t* xk = xrow[r] + (first_col + kw_lo * p.dil_w) * Co + cb;
+      for (int64_t kw = kw_lo; kw < kw_hi; ++kw, xk += p.dil_w * Co) {
+        const V wv = S::load(wrow + kw * L);
         for (int q = 0; q < P; ++q) acc[q] += S::load(xk + q * step) * wv;
       }
     }
@@ -509,6 +513,11 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   if (bias)
     for (int64_t co = 0; co < Co; ++co) b[co] = static_cast<acc_t>(bias[co]);
   const int64_t n_vec = (Co / L) * L;
+  // The same weights blocked [Co / L][tap][L] for the interior path.
+  std::vector<acc_t> wblocked(n_vec * taps);
+  for (int64_t cb = 0; cb < n_vec; cb += L)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t i = 0; i < L; ++i) wblocked[(cb / L * taps + t) * L + i] = wt[t * Co + cb + i];
   // Output columns whose taps all lie inside the input: [ow_in_lo, ow_in_hi).
   const int64_t ow_in_lo = ceil_div(p.pad_w, p.stride_w);
   const int64_t ow_in_hi = std::max<int64_t>(
@@ -546,8 +555,8 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             const int64_t np = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
             const int64_t col = ow * p.stride_w - p.pad_w;
             auto run = [&](auto PB) {
-              interior_pixels<decltype(PB)::value>(orow + ow * Co, b.data(), wt.data(), xrow.data(),
-                                                   kh_of.data(), n_rows, col, p, n_vec);
+              interior_pixels<decltype(PB)::value>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
+                                                   kh_of.data(), n_rows, col, p, n_vec, 0, p.kernel_w);
             };
             if (np == 8) {
               run(std::integral_constant<int, 8>{});
@@ -570,15 +579,22 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             ow += np;
             continue;
           }
+          // A border pixel: the vector channels through the blocked path with its valid taps,
+          // the last channels (fewer than a vector) through channel_blocks.
           int64_t kw_lo, kw_hi;
           valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
-          int64_t ne = 0;
-          for (int64_t r = 0; r < n_rows; ++r)
-            for (int64_t kw = kw_lo; kw < kw_hi; ++kw) {
-              const int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
-              terms[ne++] = {xrow[r] + iw * Co, wt.data() + (kh_of[r] * p.kernel_w + kw) * Co};
-            }
-          channel_blocks(orow + ow * Co, b.data(), Co, terms.data(), ne);
+          interior_pixels<1>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(), kh_of.data(),
+                             n_rows, ow * p.stride_w - p.pad_w, p, n_vec, kw_lo, kw_hi);
+          if (n_vec < Co) {
+            int64_t ne = 0;
+            for (int64_t r = 0; r < n_rows; ++r)
+              for (int64_t kw = kw_lo; kw < kw_hi; ++kw) {
+                const int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
+                terms[ne++] = {xrow[r] + iw * Co + n_vec,
+                               wt.data() + (kh_of[r] * p.kernel_w + kw) * Co + n_vec};
+              }
+            channel_blocks(orow + ow * Co + n_vec, b.data() + n_vec, Co - n_vec, terms.data(), ne);
+          }
           ++ow;
         }
       }
