@@ -33,6 +33,7 @@ test: build
 
 bench: build
 	$(PY) benchmarks/bench_depthwise.py
+	$(PY) benchmarks/bench_max_unpool.py
 
 clean:
 	rm -rf build dist *.egg-info python/atrous/*.so

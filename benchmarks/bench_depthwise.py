@@ -18,7 +18,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, copy_bandwidth, geomean
+from common import Report, alternate, copy_bandwidth, emit_comparison
 
 import atrous
 
@@ -101,26 +101,8 @@ def main():
             if bandwidth:
                 emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
             emit("")
-            emit.table_header(["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
-                               "fwd+bwd ours ms", "fwd+bwd speedup"] + (["fwd % of copy bw"] if bandwidth else []))
-            ratios = {"forward": [], "forward+backward": []}
-            for case in cases:
-                for layout in layouts:
-                    res, moved = run_case(case, device, dtype, layout, args)
-                    f, fb = res["forward"], res["forward+backward"]
-                    rf, rfb = f["torch"] / f["ours"], fb["torch"] / fb["ours"]
-                    ratios["forward"].append(rf)
-                    ratios["forward+backward"].append(rfb)
-                    row = (f"| {case[0]} | {layout} | {f['torch'] * 1e3:.3f} | {f['ours'] * 1e3:.3f} | {rf:.2f}x | "
-                           f"{fb['torch'] * 1e3:.3f} | {fb['ours'] * 1e3:.3f} | {rfb:.2f}x |")
-                    if bandwidth:
-                        row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
-                    emit(row)
-            gm = {k: geomean(v) for k, v in ratios.items()}
-            emit("")
-            emit(f"geometric-mean speedup: forward {gm['forward']:.2f}x, forward+backward {gm['forward+backward']:.2f}x; "
-                 f"slower than torch in {sum(r < 1 for r in ratios['forward'])} forward and "
-                 f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
+            emit_comparison(emit, ((case[0], layout, *run_case(case, device, dtype, layout, args))
+                                   for case in cases for layout in layouts), bandwidth)
     emit.write(args.markdown)
 
 

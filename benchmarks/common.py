@@ -53,3 +53,27 @@ class Report:
         if path:
             with open(path, "w") as f:
                 f.write("\n".join(self.lines) + "\n")
+
+
+def emit_comparison(emit, rows, bandwidth=None):
+    """Prints the table of torch against ours and its geometric means. `rows` yields (case name,
+    layout, results, bytes moved), results as {"forward"/"forward+backward": {"torch"/"ours": s}};
+    with the device's copy `bandwidth`, the forward's share of it is printed too."""
+    emit.table_header(["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
+                       "fwd+bwd ours ms", "fwd+bwd speedup"] + (["fwd % of copy bw"] if bandwidth else []))
+    ratios = {"forward": [], "forward+backward": []}
+    for name, layout, res, moved in rows:
+        f, fb = res["forward"], res["forward+backward"]
+        rf, rfb = f["torch"] / f["ours"], fb["torch"] / fb["ours"]
+        ratios["forward"].append(rf)
+        ratios["forward+backward"].append(rfb)
+        row = (f"| {name} | {layout} | {f['torch'] * 1e3:.3f} | {f['ours'] * 1e3:.3f} | {rf:.2f}x | "
+               f"{fb['torch'] * 1e3:.3f} | {fb['ours'] * 1e3:.3f} | {rfb:.2f}x |")
+        if bandwidth:
+            row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
+        emit(row)
+    emit("")
+    emit(f"geometric-mean speedup: forward {geomean(ratios['forward']):.2f}x, forward+backward "
+         f"{geomean(ratios['forward+backward']):.2f}x; slower than torch in "
+         f"{sum(r < 1 for r in ratios['forward'])} forward and "
+         f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
