@@ -734,14 +734,14 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
             // Output pixel lo + i reads g0 + i * Co and x0 + i * xstep.
             const acc_t* g0 = grow + lo * Co;
             const acc_t* x0 = xrows.pixel(ih, lo * p.stride_w + off);
-            const int64_t xstep = p.stride_w * Co, n = hi - lo;
+            const int64_t xstep = p.stride_w * Co, count = hi - lo;
             int64_t cb = 0;
             for (; cb + B <= Co; cb += B)
-              accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, n, Co, xstep);
+              accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
             for (; cb + L <= Co; cb += L)
-              accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, n, Co, xstep);
+              accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
             for (; cb < Co; ++cb)
-              for (int64_t i = 0; i < n; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
+              for (int64_t i = 0; i < count; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
           }
         }
       }
