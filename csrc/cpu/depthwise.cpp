@@ -186,6 +186,66 @@ void correlate_row(scalar_t* __restrict out, int64_t n, acc_t init, const Entry<
   }
 }
 
+// Two adjacent rows of results from the same prepared rows: out0 from the weights w0 of each entry,
+// out1 from w1 (null where a row does not reach that output row). Each loaded vector feeds both
+// rows, which nearly halves the loads of correlate_row when consecutive output rows share input
+// rows (unit stride and dilation along H).
+template <typename acc_t>
+struct Entry2 {
+  const acc_t* row;
+  const acc_t* w0;
+  const acc_t* w1;
+};
+
+template <int K, typename scalar_t, typename acc_t>
+void correlate_row2(scalar_t* __restrict out0, scalar_t* __restrict out1, int64_t n, acc_t init,
+                    const Entry2<acc_t>* entries, int64_t n_entries, const int64_t* offset,
+                    int64_t kW) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  for (int64_t o0 = 0; o0 < n; o0 += K * L) {
+    V a0[K], a1[K];
+    for (int k = 0; k < K; ++k) a0[k] = a1[k] = S::broadcast(init);
+    for (int64_t e = 0; e < n_entries; ++e) {
+      const acc_t* row = entries[e].row + o0;
+      const acc_t* w0 = entries[e].w0;
+      const acc_t* w1 = entries[e].w1;
+      if (w0 && w1) {
+        for (int64_t kw = 0; kw < kW; ++kw) {
+          const V w0v = S::broadcast(w0[kw]), w1v = S::broadcast(w1[kw]);
+          const acc_t* v = row + offset[kw];
+          for (int k = 0; k < K; ++k) {
+            const V x = S::load(v + k * L);
+            a0[k] += w0v * x;
+            a1[k] += w1v * x;
+          }
+        }
+      } else {  // the first or last row of the window pair feeds one output row only
+        V* a = w0 ? a0 : a1;
+        const acc_t* wv = w0 ? w0 : w1;
+        for (int64_t kw = 0; kw < kW; ++kw) {
+          const V wb = S::broadcast(wv[kw]);
+          const acc_t* v = row + offset[kw];
+          for (int k = 0; k < K; ++k) a[k] += wb * S::load(v + k * L);
+        }
+      }
+    }
+    const int64_t m = std::min<int64_t>(K * L, n - o0);
+    int64_t i = 0;
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      for (; i + L <= m; i += L) {
+        S::store(out0 + o0 + i, a0[i / L]);
+        S::store(out1 + o0 + i, a1[i / L]);
+      }
+    }
+    for (; i < m; ++i) {
+      out0[o0 + i] = static_cast<scalar_t>(a0[i / L][i % L]);
+      out1[o0 + i] = static_cast<scalar_t>(a1[i / L][i % L]);
+    }
+  }
+}
+
 // Picks the register block (K vectors) for rows of n results and calls
 // f(std::integral_constant<int, K>).
 template <typename acc_t, typename F>
@@ -217,9 +277,12 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   const int64_t rows_per = ceil_div(p.out_h, rblocks);
   const int64_t n_round = ceil_div(p.out_w, block_for<acc_t>(p.out_w)) * block_for<acc_t>(p.out_w);
   const TapRows t = forward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
+  // Pairs of output rows share all but one input row when stride and dilation along H are 1.
+  const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> buf;
     std::vector<Entry<acc_t>> entries(p.kernel_h);
+    std::vector<Entry2<acc_t>> entries2(p.kernel_h + 1);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / rblocks;
       const int64_t oh0 = (task % rblocks) * rows_per;
@@ -237,7 +300,25 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                             p.kernel_w, p.stride_w, p.dil_w, p.pad_w);
       const acc_t* wc = w.data() + co * taps;
       const acc_t b = bias ? static_cast<acc_t>(bias[co]) : acc_t(0);
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
+      int64_t oh = oh0;
+      for (; pairs && oh + 1 < oh1; oh += 2) {
+        // Input rows oh - pad .. oh + 1 - pad + kH - 1; row ih is tap ih - (oh - pad) of output
+        // row oh and tap ih - (oh + 1 - pad) of row oh + 1.
+        int64_t ne = 0;
+        for (int64_t j = 0; j <= p.kernel_h; ++j) {
+          const int64_t ih = oh - p.pad_h + j;
+          if (ih < 0 || ih >= p.in_h) continue;
+          entries2[ne++] = {buf.data() + (ih - ih_lo) * t.len,
+                            j < p.kernel_h ? wc + j * p.kernel_w : nullptr,
+                            j > 0 ? wc + (j - 1) * p.kernel_w : nullptr};
+        }
+        scalar_t* o = out + (plane * p.out_h + oh) * p.out_w;
+        with_block<acc_t>(p.out_w, [&](auto B) {
+          correlate_row2<decltype(B)::value>(o, o + p.out_w, p.out_w, b, entries2.data(), ne,
+                                             t.offset.data(), p.kernel_w);
+        });
+      }
+      for (; oh < oh1; ++oh) {
         int64_t ne = 0;
         for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
