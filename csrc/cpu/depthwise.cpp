@@ -345,9 +345,12 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
   const int64_t rows_per = ceil_div(p.in_h, rblocks);
   const int64_t n_round = ceil_div(p.in_w, block_for<acc_t>(p.in_w)) * block_for<acc_t>(p.in_w);
   const TapRows t = backward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
+  // Pairs of input rows share all but one grad_output row when stride and dilation along H are 1.
+  const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> buf;
     std::vector<Entry<acc_t>> entries(p.kernel_h * p.mult);
+    std::vector<Entry2<acc_t>> entries2((p.kernel_h + 1) * p.mult);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / rblocks;
       const int64_t ih0 = (task % rblocks) * rows_per;
@@ -367,7 +370,28 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
           prepare_backward_row(t, buf.data() + (j * rows + oh - oh_lo) * t.len, g + oh * p.out_w,
                                p.out_w, n_round, p.kernel_w, p.stride_w, p.dil_w, p.pad_w);
       }
-      for (int64_t ih = ih0; ih < ih1; ++ih) {
+      int64_t ih = ih0;
+      for (; pairs && ih + 1 < ih1; ih += 2) {
+        // grad_output rows oh = ih + pad - kh feed input row ih (tap ih + pad - oh) and ih + 1
+        // (tap ih + 1 + pad - oh).
+        int64_t ne = 0;
+        for (int64_t oh = ih + p.pad_h - (p.kernel_h - 1); oh <= ih + 1 + p.pad_h; ++oh) {
+          if (oh < 0 || oh >= p.out_h) continue;
+          const int64_t k0 = ih + p.pad_h - oh, k1 = k0 + 1;
+          for (int64_t j = 0; j < p.mult; ++j) {
+            const acc_t* wj = w.data() + (c * p.mult + j) * taps;
+            entries2[ne++] = {buf.data() + (j * rows + oh - oh_lo) * t.len,
+                              k0 >= 0 && k0 < p.kernel_h ? wj + k0 * p.kernel_w : nullptr,
+                              k1 < p.kernel_h ? wj + k1 * p.kernel_w : nullptr};
+          }
+        }
+        scalar_t* o = gi + (plane * p.in_h + ih) * p.in_w;
+        with_block<acc_t>(p.in_w, [&](auto B) {
+          correlate_row2<decltype(B)::value>(o, o + p.in_w, p.in_w, acc_t(0), entries2.data(), ne,
+                                             t.offset.data(), p.kernel_w);
+        });
+      }
+      for (; ih < ih1; ++ih) {
         int64_t ne = 0;
         for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
           const int64_t q = ih + p.pad_h - kh * p.dil_h;
