@@ -280,6 +280,14 @@ def test_batch_zero(device, layout):
     assert torch.equal(w.grad, torch.zeros_like(w)) and torch.equal(b.grad, torch.zeros_like(b))
 
 
+def test_batch_zero_with_empty_planes_follows_torch(device):
+    x = torch.randn(0, 2, 0, 0, device=device)
+    w = torch.randn(2, 1, 1, 1, device=device)
+    assert atrous.depthwise_conv2d(x, w, None, 1, 1, 1).shape == reference(x, w, None, 1, 1, 1).shape == (0, 2, 2, 2)
+    with pytest.raises(ValueError, match="non-zero height and width unless the batch is empty"):
+        atrous.depthwise_conv2d(torch.randn(1, 2, 0, 3, device=device), w, None, 1, 1, 1)
+
+
 def test_unbatched_input(device):
     x = torch.randn(3, 9, 11, device=device, dtype=torch.float64, requires_grad=True)
     w = torch.randn(6, 1, 3, 3, device=device, dtype=torch.float64)

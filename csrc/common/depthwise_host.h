@@ -69,9 +69,9 @@ inline DepthwiseParams make_depthwise_params(at::IntArrayRef input_sizes,
   p.out_channels = weight_sizes[0];
   p.kernel_h = weight_sizes[2];
   p.kernel_w = weight_sizes[3];
-  TORCH_CHECK(p.channels >= 1 && p.in_h >= 1 && p.in_w >= 1,
-              "atrous: input must have non-zero channels, height and width (only the batch may be "
-              "empty), got sizes ",
+  TORCH_CHECK(p.channels >= 1 && (p.batch == 0 || (p.in_h >= 1 && p.in_w >= 1)),
+              "atrous: input must have non-zero channels, and non-zero height and width unless "
+              "the batch is empty, got sizes ",
               input_sizes);
   TORCH_CHECK(p.out_channels >= 1 && p.out_channels % p.channels == 0,
               "atrous: weight.shape[0] must be a positive multiple of the input's channels (",

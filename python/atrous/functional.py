@@ -65,10 +65,11 @@ def _check_depthwise(input, weight, bias, stride, padding, dilation):
         raise ValueError(
             f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
     _check_like("weight", weight, "input", input)
-    if 0 in input.shape[-3:]:
+    batch = input.shape[0] if input.dim() == 4 else 1
+    if input.shape[-3] == 0 or (batch > 0 and 0 in input.shape[-2:]):
         raise ValueError(
-            "input must have non-zero channels, height and width (only the batch may be empty), "
-            f"got shape {tuple(input.shape)}")
+            "input must have non-zero channels, and non-zero height and width unless the batch is "
+            f"empty, got shape {tuple(input.shape)}")
     channels = input.shape[-3]
     if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] == 0 or weight.shape[0] % channels:
         raise ValueError(
