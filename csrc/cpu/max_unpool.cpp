@@ -50,6 +50,20 @@ inline int64_t window_rows_per_task(const UnpoolParams& p, int64_t units) {
   return std::max<int64_t>(1, p.in_h / std::max<int64_t>(1, ceil_div(256, std::max<int64_t>(units, 1))));
 }
 
+// Zeroes the output rows of the regions of window rows [h0, h1) (contiguous rows) in the plane `o`
+// (row_len values a row) and returns in [*lo, *hi) the flat positions r * oW + q they hold, as
+// indices count them.
+template <typename scalar_t>
+inline void zero_region_rows(const UnpoolParams& p, int64_t h0, int64_t h1, scalar_t* o,
+                             int64_t row_len, int64_t* lo, int64_t* hi) {
+  int64_t r_lo, r_hi, unused;
+  unpool_region(h0, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &unused);
+  unpool_region(h1 - 1, p.in_h, p.stride_h, p.pad_h, p.out_h, &unused, &r_hi);
+  std::memset(static_cast<void*>(o + r_lo * row_len), 0, sizeof(scalar_t) * (r_hi - r_lo) * row_len);
+  *lo = r_lo * p.out_w;
+  *hi = r_hi * p.out_w;
+}
+
 // NCHW: task (plane, block of window rows); the block's output rows are contiguous.
 template <typename scalar_t>
 void gather_nchw(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
@@ -60,13 +74,9 @@ void gather_nchw(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / blocks;
       const int64_t h0 = (task % blocks) * rows_per, h1 = std::min(p.in_h, h0 + rows_per);
-      int64_t r_lo, r_hi, unused;
-      unpool_region(h0, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &unused);
-      unpool_region(h1 - 1, p.in_h, p.stride_h, p.pad_h, p.out_h, &unused, &r_hi);
       scalar_t* o = out + plane * plane_out;
-      std::memset(static_cast<void*>(o + r_lo * p.out_w), 0,
-                  sizeof(scalar_t) * (r_hi - r_lo) * p.out_w);
-      const int64_t lo = r_lo * p.out_w, hi = r_hi * p.out_w;
+      int64_t lo, hi;
+      zero_region_rows(p, h0, h1, o, p.out_w, &lo, &hi);
       const int64_t first = (plane * p.in_h + h0) * p.in_w, n = (h1 - h0) * p.in_w;
       const scalar_t* v = in + first;
       const int64_t* id = idx + first;
@@ -92,13 +102,9 @@ void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks;
       const int64_t h0 = (task % blocks) * rows_per, h1 = std::min(p.in_h, h0 + rows_per);
-      int64_t r_lo, r_hi, unused;
-      unpool_region(h0, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &unused);
-      unpool_region(h1 - 1, p.in_h, p.stride_h, p.pad_h, p.out_h, &unused, &r_hi);
       scalar_t* o = out + n * p.out_h * p.out_w * C;
-      std::memset(static_cast<void*>(o + r_lo * p.out_w * C), 0,
-                  sizeof(scalar_t) * (r_hi - r_lo) * p.out_w * C);
-      const int64_t lo = r_lo * p.out_w, hi = r_hi * p.out_w;
+      int64_t lo, hi;
+      zero_region_rows(p, h0, h1, o, p.out_w * C, &lo, &hi);
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t first = (n * p.in_h + h) * p.in_w * C;
         const scalar_t* v = in + first;
