@@ -171,7 +171,11 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& input, const at::Tensor& indices,
                             bool validate_indices) {
   (void)validate_indices;  // on the CPU the check costs nothing extra and always runs
   auto s = setup_max_unpool(input, indices, kernel_size, stride, padding, output_size);
-  if (s.output.numel() == 0) return s.output;
+  if (s.output.numel() == 0) {
+    // An empty output plane leaves no valid index for any value there is.
+    if (s.input.numel() > 0) throw_bad_index(s.p, s.indices, 0);
+    return s.output;
+  }
   std::atomic<int64_t> bad{kNone};
   std::atomic<bool> fallback{false};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_unpool",

@@ -23,7 +23,11 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& input, const at::Tensor& indices,
   TORCH_CHECK(input.is_cuda(), "atrous: input must be a CUDA tensor, got ", input.device());
   c10::cuda::CUDAGuard guard(input.device());
   auto s = setup_max_unpool(input, indices, kernel_size, stride, padding, output_size);
-  if (s.output.numel() == 0) return s.output;
+  if (s.output.numel() == 0) {
+    // An empty output plane leaves no valid index for any value there is.
+    if (s.input.numel() > 0) throw_bad_index(s.p, s.indices, 0);
+    return s.output;
+  }
   const UnpoolParams& p = s.p;
   TORCH_CHECK(p.in_h * p.in_w < int64_t(std::numeric_limits<unsigned int>::max()),
               "atrous.max_unpool2d on CUDA supports input planes of fewer than 2^32 - 1 elements, "

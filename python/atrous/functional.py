@@ -147,8 +147,8 @@ def _unpool_output_size(input, kernel, stride, padding, output_size):
             lo, hi = default[d] - stride[d], default[d] + stride[d]
             if not lo < size[d] < hi:
                 raise ValueError(f'invalid output_size "{list(output_size)}" (dim {d} must be between {lo} and {hi})')
-    if size[0] < 1 or size[1] < 1:
-        raise ValueError(f"max_unpool2d's output size must be positive, got {size} (input {tuple(input.shape)}, "
+    if size[0] < 0 or size[1] < 0:
+        raise ValueError(f"max_unpool2d's output size must not be negative, got {size} (input {tuple(input.shape)}, "
                          f"kernel_size {tuple(kernel)}, stride {tuple(stride)}, padding {tuple(padding)})")
     return size
 
@@ -165,6 +165,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     device-side assert). On CUDA that check reads a flag back from the GPU, a host
     synchronisation; ``validate_indices=False`` skips it (then an invalid index is ignored, never
     written out of bounds), which CUDA graph capture requires. On the CPU the check is always made.
+    An empty output plane (an output_size of 0) with values to place raises too, where torch
+    returns the empty output unchecked.
 
     Args:
         input: (N, C, H, W) or (C, H, W); float32, float64, float16 or bfloat16.
