@@ -13,10 +13,12 @@
 //    elsewhere. Exact while every index lies in its own window (always true of max-pool's indices);
 //    the first thread of each region checks that, and an index in range but outside its window
 //    sends the op to the scatter form.
-//  - CPU: a task zeroes the output rows of a block of region rows, then writes each of its values
-//    at its index in the plane's row-major order. Exact while every index lands in its own task's
-//    rows (so no other task writes there, and duplicates resolve in order); an index elsewhere
-//    sends the op to the scatter form.
+//  - CPU, channels_last: as on CUDA, each output element written once by a compare and select over
+//    the channels; the matches are counted to check every index lies in its own region.
+//  - CPU, NCHW: a task zeroes the output rows of a block of region rows, then writes each of its
+//    values at its index in the plane's row-major order. Exact while every index lands in its own
+//    task's rows (so no other task writes there, and duplicates resolve in order).
+//  In every case an index elsewhere, in range, sends the op to the scatter form.
 //
 // Scatter form: zero the output, then write every value at its index; where several values of a
 // plane share an index, the one latest in the plane's row-major order (h * W + w) wins.

@@ -92,7 +92,12 @@ void gather_nchw(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
   });
 }
 
-// NHWC: task (n, block of window rows); the channel loops are innermost.
+// NHWC: the gather form proper. Task (n, block of window rows); each output element of a region is
+// written once, in order: the window's value where the window's index equals the position, zero
+// elsewhere (a compare and select over the channels, no zero-fill pass). Every index that lies in
+// its own region matches exactly one position, so counting the matches checks them all at once;
+// a shortfall (rare) is resolved element by element: out of range is an error, elsewhere in range
+// sends the op to the scatter form.
 template <typename scalar_t>
 void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
                  std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {
@@ -103,21 +108,48 @@ void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
       const int64_t n = task / blocks;
       const int64_t h0 = (task % blocks) * rows_per, h1 = std::min(p.in_h, h0 + rows_per);
       scalar_t* o = out + n * p.out_h * p.out_w * C;
-      int64_t lo, hi;
-      zero_region_rows(p, h0, h1, o, p.out_w * C, &lo, &hi);
+      int64_t matches = 0;
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t first = (n * p.in_h + h) * p.in_w * C;
         const scalar_t* v = in + first;
         const int64_t* id = idx + first;
-        for (int64_t w = 0; w < p.in_w; ++w)  // row-major over the plane, for every channel
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t t = id[w * C + c];
-            if ((t >= lo) & (t < hi)) {
-              o[t * C + c] = v[w * C + c];
-            } else {
-              not_inside(p, t, logical_pos(p, n, c, h, w), bad, fallback);
+        int64_t r_lo, r_hi;
+        unpool_region(h, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &r_hi);
+        for (int64_t r = r_lo; r < r_hi; ++r) {
+          for (int64_t w = 0; w < p.in_w; ++w) {
+            int64_t q_lo, q_hi;
+            unpool_region(w, p.in_w, p.stride_w, p.pad_w, p.out_w, &q_lo, &q_hi);
+            const int64_t* idw = id + w * C;
+            const scalar_t* vw = v + w * C;
+            for (int64_t q = q_lo; q < q_hi; ++q) {
+              const int64_t pos = r * p.out_w + q;
+              scalar_t* dst = o + pos * C;
+              int64_t m = 0;
+              for (int64_t c = 0; c < C; ++c) {
+                const bool hit = idw[c] == pos;
+                dst[c] = hit ? vw[c] : scalar_t(0);
+                m += hit;
+              }
+              matches += m;
             }
           }
+        }
+      }
+      if (matches == (h1 - h0) * p.in_w * C) continue;
+      for (int64_t h = h0; h < h1; ++h) {  // find the indices outside their regions
+        int64_t r_lo, r_hi;
+        unpool_region(h, p.in_h, p.stride_h, p.pad_h, p.out_h, &r_lo, &r_hi);
+        const int64_t* id = idx + (n * p.in_h + h) * p.in_w * C;
+        for (int64_t w = 0; w < p.in_w; ++w) {
+          int64_t q_lo, q_hi;
+          unpool_region(w, p.in_w, p.stride_w, p.pad_w, p.out_w, &q_lo, &q_hi);
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t t = id[w * C + c];
+            const bool inside = t >= 0 && t / p.out_w >= r_lo && t / p.out_w < r_hi &&
+                                t % p.out_w >= q_lo && t % p.out_w < q_hi;
+            if (!inside) not_inside(p, t, logical_pos(p, n, c, h, w), bad, fallback);
+          }
+        }
       }
     }
   });
