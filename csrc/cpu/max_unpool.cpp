@@ -1,6 +1,5 @@
-// CPU kernels for max-unpool: the gather form (one pass, each output element written once per
-// region row, no separate zero-fill of the whole output) and the deterministic scatter form; see
-// csrc/common/unpool_params.h. Indices are validated in the same pass; an invalid one raises after
+// CPU kernels for max-unpool: the gather form (one pass over the output, no separate zero-fill of
+// the whole output) and the deterministic scatter form; see csrc/common/unpool_params.h. Indices are validated in the same pass; an invalid one raises after
 // the pass, so the caller never sees the partly written output.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -30,8 +29,8 @@ inline int64_t logical_pos(const UnpoolParams& p, int64_t n, int64_t c, int64_t 
   return ((n * p.channels + c) * p.in_h + h) * p.in_w + w;
 }
 
-// An index outside its task's region rows: out of range (an error) or valid elsewhere (the gather
-// form does not apply).
+// An index that is not where the gather form expects it (in its own region): out of range (an
+// error) or valid elsewhere (the gather form does not apply).
 inline void not_inside(const UnpoolParams& p, int64_t t, int64_t logical, std::atomic<int64_t>& bad,
                        std::atomic<bool>& fallback) {
   if (t < 0 || t >= p.out_h * p.out_w) {
@@ -41,11 +40,7 @@ inline void not_inside(const UnpoolParams& p, int64_t t, int64_t logical, std::a
   }
 }
 
-// Gather form on the CPU: a task owns the output rows of a block of region rows, which it zeroes
-// and then writes each of its values at its index, in the plane's row-major order. That is the
-// scatter result as long as every index lands in its own task's rows (true of max-pool's indices,
-// which lie in their windows): values of one task that share an index resolve in order, and no
-// other task writes those rows. An index elsewhere sends the whole op to the scatter form.
+// Window rows per task: enough tasks (about 256 over `units` planes or images) for load balance.
 inline int64_t window_rows_per_task(const UnpoolParams& p, int64_t units) {
   return std::max<int64_t>(1, p.in_h / std::max<int64_t>(1, ceil_div(256, std::max<int64_t>(units, 1))));
 }
@@ -64,7 +59,11 @@ inline void zero_region_rows(const UnpoolParams& p, int64_t h0, int64_t h1, scal
   *hi = r_hi * p.out_w;
 }
 
-// NCHW: task (plane, block of window rows); the block's output rows are contiguous.
+// NCHW: task (plane, block of window rows) owns the block's output rows (contiguous), which it
+// zeroes and then writes each of its values at its index, in the plane's row-major order. That is
+// the scatter result as long as every index lands in its own task's rows (true of max-pool's
+// indices, which lie in their windows): values of one task that share an index resolve in order,
+// and no other task writes those rows. An index elsewhere sends the whole op to the scatter form.
 template <typename scalar_t>
 void gather_nchw(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
                  std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {

@@ -41,6 +41,12 @@ def _check_like(name, t, ref_name, ref):
         raise TypeError(f"{name} must have the same dtype as {ref_name} ({ref.dtype}), got {t.dtype}")
 
 
+def _check_input_rank(input):
+    if input.dim() not in (3, 4):
+        raise ValueError(
+            f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
+
+
 def _resolve_padding(padding, kernel, stride, dilation):
     """Padding as [h_begin, w_begin, h_end, w_end]; 'same' pads one more at the end of an axis
     whose total padding is odd, as F.conv2d does."""
@@ -61,9 +67,7 @@ def _resolve_padding(padding, kernel, stride, dilation):
 def _check_depthwise(input, weight, bias, stride, padding, dilation):
     _check_tensor("input", input)
     _check_tensor("weight", weight)
-    if input.dim() not in (3, 4):
-        raise ValueError(
-            f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
+    _check_input_rank(input)
     _check_like("weight", weight, "input", input)
     batch = input.shape[0] if input.dim() == 4 else 1
     if input.shape[-3] == 0 or (batch > 0 and 0 in input.shape[-2:]):
@@ -127,7 +131,6 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     return out.squeeze(0) if unbatched else out
 
 
-
 def _unpool_output_size(input, kernel, stride, padding, output_size):
     """[oH, oW] as F.max_unpool2d computes and checks it."""
     default = [(input.shape[-2 + d] - 1) * stride[d] + kernel[d] - 2 * padding[d] for d in range(2)]
@@ -179,9 +182,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
     if indices.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"indices must be int64 (or int32), got {indices.dtype}")
-    if input.dim() not in (3, 4):
-        raise ValueError(
-            f"input must be 3-D (C, H, W) or 4-D (N, C, H, W), got {input.dim()}-D with shape {tuple(input.shape)}")
+    _check_input_rank(input)
     if indices.shape != input.shape:
         raise ValueError(f"indices must have the input's shape {tuple(input.shape)}, got {tuple(indices.shape)}")
     if indices.device != input.device:
@@ -202,4 +203,3 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     idx = idx.to(torch.int64).contiguous(memory_format=output_memory_format(x))
     out = torch.ops.atrous.max_unpool2d(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
-
