@@ -42,6 +42,15 @@ std::vector<acc_t> to_acc(const scalar_t* src, int64_t n) {
   return out;
 }
 
+// The weight [Co][taps] as acc_t, transposed to [taps][Co] for the channels_last kernels.
+template <typename acc_t, typename scalar_t>
+std::vector<acc_t> transposed_weight(const scalar_t* weight, int64_t Co, int64_t taps) {
+  std::vector<acc_t> wt(taps * Co);
+  for (int64_t co = 0; co < Co; ++co)
+    for (int64_t t = 0; t < taps; ++t) wt[t * Co + co] = static_cast<acc_t>(weight[co * taps + t]);
+  return wt;
+}
+
 // 64-byte SIMD vectors through the GCC/Clang vector extension: the compiler maps them onto the
 // target's registers (one AVX-512 register, two AVX2 registers, four SSE registers), so the inner
 // loops are explicitly vectorised on every x86-64 (and aarch64) build.
@@ -618,10 +627,7 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
-  // Weight transposed to [tap][Co].
-  std::vector<acc_t> wt(taps * Co);
-  for (int64_t co = 0; co < Co; ++co)
-    for (int64_t t = 0; t < taps; ++t) wt[t * Co + co] = static_cast<acc_t>(weight[co * taps + t]);
+  const auto wt = transposed_weight<acc_t>(weight, Co, taps);
   std::vector<acc_t> b(Co, acc_t(0));
   if (bias)
     for (int64_t co = 0; co < Co; ++co) b[co] = static_cast<acc_t>(bias[co]);
@@ -720,9 +726,7 @@ void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const sca
                          scalar_t* gi) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t C = p.channels, Co = p.out_channels, m = p.mult, taps = p.kernel_h * p.kernel_w;
-  std::vector<acc_t> wt(taps * Co);
-  for (int64_t co = 0; co < Co; ++co)
-    for (int64_t t = 0; t < taps; ++t) wt[t * Co + co] = static_cast<acc_t>(weight[co * taps + t]);
+  const auto wt = transposed_weight<acc_t>(weight, Co, taps);
   const std::vector<acc_t> zeros(C, acc_t(0));
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
   at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
