@@ -59,14 +59,13 @@ def run_case(case, device, dtype, layout, args):
                                atol=5e-2 if dtype != torch.float32 else 1e-3, rtol=1e-2)
     xg, wg, bg = (t.detach().clone().requires_grad_() for t in (x, wt, b))
     go = torch.randn_like(fns["torch"](x, wt, b))
-    sync = "torch.cuda.synchronize()" if device == "cuda" else ""
     results = {}
     for direction in ("forward", "forward+backward"):
         if direction == "forward":
-            stmt = f"fn(x, w, b); {sync}"
+            stmt = "fn(x, w, b)"
             env = dict(x=x, w=wt, b=b, torch=torch)
         else:
-            stmt = f"torch.autograd.grad(fn(x, w, b), (x, w, b), go); {sync}"
+            stmt = "torch.autograd.grad(fn(x, w, b), (x, w, b), go)"
             env = dict(x=xg, w=wg, b=bg, go=go, torch=torch)
         results[direction] = alternate(stmt, {k: dict(env, fn=f) for k, f in fns.items()}, args.rounds,
                                        args.threads, args.min_run_time)
