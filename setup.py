@@ -90,9 +90,11 @@ def _sources(*dirs, exts=(".cpp",)):
 
 def _extension():
     with_cuda = _want_cuda()
+    # No -std flag: torch's BuildExtension adds the C++ standard this torch was built with (C++20
+    # for torch 2.14, C++17 before), and a mismatch can break the ops at load time.
     # -fopenmp: at::parallel_for runs in parallel only in code compiled with OpenMP (torch's CPU
     # backend); libgomp resolves to the copy torch has already loaded.
-    cxx = ["-O3", "-std=c++20", "-fno-math-errno", "-fopenmp"]
+    cxx = ["-O3", "-fno-math-errno", "-fopenmp"]
     link = ["-fopenmp"]
     march = os.environ.get("ATROUS_CPU_ARCH", "native").strip()
     if march and march != "none":
@@ -108,7 +110,7 @@ def _extension():
     macros += [("ATROUS_WITH_CUDA", None), ("ATROUS_CUDA_ARCH_LIST", f'"{archs}"'),
                ("ATROUS_CUDA_VERSION", cuda_version)]
     sources += _sources("csrc/cuda", exts=(".cpp", ".cu"))
-    nvcc = ["-O3", "-std=c++20", "-lineinfo", "--expt-relaxed-constexpr"]
+    nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
     return CUDAExtension("atrous._C", sources, define_macros=macros,
                          extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
                          include_dirs=[os.path.join(ROOT, "csrc")])

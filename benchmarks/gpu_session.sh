@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lent-GPU session in one call: build, CUDA tests, compute-sanitizer, benchmarks.
 #   bash benchmarks/gpu_session.sh [steps...]
-# steps: build test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv (default: all).
+# steps: build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv (default: all).
 # Each step's log goes to $LOGS; at the end they are packed into $OUT/logs.tgz beside
 # $OUT/summary.txt (the device tool brings back a few files only). BUDGET (seconds, default 570)
 # bounds the whole run: a step gets what is left of it and is skipped when under 20 s remain.
@@ -11,7 +11,7 @@ LOGS=${LOGS:-/tmp/atrous-logs}
 BUDGET=${BUDGET:-570}
 mkdir -p "$OUT" "$LOGS"
 export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16} CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
-steps=${*:-build test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv}
+steps=${*:-build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv}
 summary=$OUT/summary.txt
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -38,6 +38,8 @@ BENCH="--device cuda --rounds 2 --min-run-time 0.1"
 for s in $steps; do
   case $s in
     build) run build 300 python3 -m pip install --no-build-isolation --no-deps -e . ;;
+    diag) run diag 120 bash -c 'python3 -X faulthandler -c "import atrous, json; print(json.dumps(atrous.build_info()))" ||
+            cuda-gdb -batch -ex run -ex bt --args python3 -c "import atrous"' ;;
     test) run test 330 python3 -m pytest -q -p no:cacheprovider -n 8 tests --ignore tests/test_build.py -rfE ;;
     memcheck) PYTORCH_NO_CUDA_MEMORY_CACHING=1 run memcheck 240 $SAN --tool memcheck python3 tests/cuda_sanitize.py ;;
     racecheck) run racecheck 240 $SAN --tool racecheck python3 tests/cuda_sanitize.py ;;
