@@ -10,6 +10,10 @@ OUT=${OUT:-/tmp/atrous-gpu}
 LOGS=${LOGS:-/tmp/atrous-logs}
 BUDGET=${BUDGET:-570}
 mkdir -p "$OUT" "$LOGS"
+# The device image's default CXX (/opt/gcc/bin/g++) links libstdc++ statically into the
+# extension, which then crashes in its first iostream use inside torch's process: use the
+# system compiler, which links libstdc++ dynamically as torch does.
+[ -x /usr/bin/g++ ] && export CC=/usr/bin/gcc CXX=/usr/bin/g++
 export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16} CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 steps=${*:-build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv}
 summary=$OUT/summary.txt
