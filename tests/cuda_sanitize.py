@@ -11,6 +11,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from helpers import latest_wins_reference
 
 import atrous
 
@@ -73,10 +74,10 @@ def unpool_cases():
         # In range but outside its window: the gather pass falls back to the scatter.
         vals = torch.randn(2, 3, 4, 4, generator=g).contiguous(memory_format=layout)
         idx = torch.randint(0, 64, (2, 3, 4, 4), generator=g).contiguous(memory_format=layout)
-        ref = F.max_unpool2d(vals, idx, 2, 2, 0, (8, 8))
+        ref = latest_wins_reference(vals, idx, 8, 8)
         for validate in (True, False):
             out = atrous.max_unpool2d(vals.cuda(), idx.cuda(), 2, 2, 0, (8, 8), validate_indices=validate)
-            # Duplicates: the latest input in row-major order wins (torch's CPU loop).
+            # Duplicates: the latest input in its plane's row-major order wins.
             check(f"unpool {tag} out-of-window fallback validate={validate}", out, ref, 0)
         bad = idx.clone()
         bad[1, 2, 3, 0] = 64
@@ -96,11 +97,15 @@ def main():
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
         for layout in (cf, cl):
             depthwise_case(dtype, layout, 2, 5, 19, 23, 3, 1, 1, 1)
+            depthwise_case(dtype, layout, 2, 16, 19, 23, 3, 1, 1, 1)  # NHWC: the vector kernel
             depthwise_case(dtype, layout, 2, 4, 20, 17, 5, 2, 1, 2, bias=False)
     for layout in (cf, cl):
         depthwise_case(torch.float32, layout, 1, 3, 40, 45, 3, 1, 6, 1)
         depthwise_case(torch.float32, layout, 1, 2, 40, 40, 31, 1, 1, 1)
         depthwise_case(torch.float32, layout, 1, 2, 70, 70, 31, 1, 3, 1)  # NCHW: the direct kernel
+        depthwise_case(torch.float32, layout, 2, 8, 30, 33, 11, 1, 1, 1)
+        depthwise_case(torch.float32, layout, 1, 4, 80, 80, 35, 1, 1, 1)  # wider than 32: per-tap grad_weight
+        depthwise_case(torch.float32, layout, 4, 64, 40, 40, 7, 1, 1, 1)
         depthwise_case(torch.float32, layout, 3, 6, 9, 70, 7, 3, 2, 3)
         depthwise_case(torch.float32, layout, 2, 33, 130, 7, 1, 1, 1, 1)
     unpool_cases()

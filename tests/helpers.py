@@ -34,3 +34,16 @@ def assert_close_all(actual, expected, **kw):
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, **kw)
+
+
+def latest_wins_reference(values, indices, out_h, out_w):
+    """The documented semantics, one plane at a time in row-major order: the latest value wins."""
+    n, c = values.shape[:2]
+    out = torch.zeros(n, c, out_h * out_w, dtype=values.dtype)
+    v = values.reshape(n, c, -1).cpu()
+    idx = indices.reshape(n, c, -1).cpu()
+    for a in range(n):
+        for b in range(c):
+            for i in range(v.shape[-1]):
+                out[a, b, idx[a, b, i]] = v[a, b, i]
+    return out.reshape(n, c, out_h, out_w)

@@ -55,4 +55,22 @@ ATROUS_HD void valid_out_range(int64_t off, int64_t stride, int64_t in, int64_t 
   *hi = h;
 }
 
+// With unit stride and one output channel per input channel, grad_input is the forward
+// correlation of grad_output with the spatially flipped kernel and the complementary padding
+// ((k - 1) * dilation - pad). Fills *t with that forward's parameters and returns true when it
+// applies (the complementary padding is not negative).
+ATROUS_HD bool flipped_forward_params(const DepthwiseParams& q, DepthwiseParams* t) {
+  const int64_t pad_h = (q.kernel_h - 1) * q.dil_h - q.pad_h;
+  const int64_t pad_w = (q.kernel_w - 1) * q.dil_w - q.pad_w;
+  if (q.stride_h != 1 || q.stride_w != 1 || q.mult != 1 || pad_h < 0 || pad_w < 0) return false;
+  *t = q;
+  t->in_h = q.out_h;
+  t->in_w = q.out_w;
+  t->out_h = q.in_h;
+  t->out_w = q.in_w;
+  t->pad_h = pad_h;
+  t->pad_w = pad_w;
+  return true;
+}
+
 }  // namespace atrous

@@ -935,19 +935,8 @@ at::Tensor depthwise_conv2d_backward_input_cpu(const at::Tensor& grad_output,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
                                   "atrous_dw_bwd_input", [&] {
     const DepthwiseParams& q = s.p;
-    const int64_t pad_h = (q.kernel_h - 1) * q.dil_h - q.pad_h;
-    const int64_t pad_w = (q.kernel_w - 1) * q.dil_w - q.pad_w;
-    if (q.layout == Layout::kNHWC && q.stride_h == 1 && q.stride_w == 1 && q.mult == 1 &&
-        pad_h >= 0 && pad_w >= 0) {
-      // With unit stride, grad_input is the forward correlation of grad_output with the flipped
-      // kernel and the complementary padding.
-      DepthwiseParams t = q;
-      t.in_h = q.out_h;
-      t.in_w = q.out_w;
-      t.out_h = q.in_h;
-      t.out_w = q.in_w;
-      t.pad_h = pad_h;
-      t.pad_w = pad_w;
+    DepthwiseParams t;
+    if (q.layout == Layout::kNHWC && flipped_forward_params(q, &t)) {
       const at::Tensor flipped = s.weight.flip({2, 3}).contiguous();
       forward_nhwc<scalar_t>(t, s.grad_output.const_data_ptr<scalar_t>(),
                              flipped.const_data_ptr<scalar_t>(), nullptr,

@@ -57,8 +57,20 @@ at::Tensor depthwise_conv2d_backward_input_cuda(const at::Tensor& grad_output,
   auto s = setup_depthwise_backward_input(grad_output, weight, input_size, stride, padding,
                                           dilation);
   if (s.grad_input.numel() == 0) return s.grad_input;
-  const at::Tensor w = weight_for(s.weight, s.p.layout);
   auto stream = c10::cuda::getCurrentCUDAStream(grad_output.device().index()).stream();
+  DepthwiseParams t;
+  if (flipped_forward_params(s.p, &t)) {
+    // Unit stride: the forward kernels on grad_output with the flipped kernel.
+    const at::Tensor w = weight_for(s.weight.flip({2, 3}), t.layout);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                    "atrous_dw_bwd_input", [&] {
+      C10_CUDA_CHECK(cuda::depthwise_forward<scalar_t>(
+          t, ptr<scalar_t>(s.grad_output), ptr<scalar_t>(w), nullptr,
+          s.grad_input.mutable_data_ptr<scalar_t>(), stream));
+    });
+    return s.grad_input;
+  }
+  const at::Tensor w = weight_for(s.weight, s.p.layout);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
                                   "atrous_dw_bwd_input", [&] {
     C10_CUDA_CHECK(cuda::depthwise_backward_input<scalar_t>(

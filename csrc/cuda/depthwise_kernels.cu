@@ -4,8 +4,10 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
+#include "../common/fastdiv.h"
 #include "depthwise_cuda.h"
 
 namespace atrous {
@@ -185,6 +187,75 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Forward, NHWC, vectorised: one thread per (output pixel, group of VEC channels), reading 16
+// bytes of input and of the transposed weight per tap, so a warp moves whole cache lines. For one
+// output channel per input channel, channel counts divisible by VEC and 16-byte aligned tensors
+// below 2^31 elements (the launcher checks; forward_nhwc takes the rest). `bias` may be null.
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Vec {
+  T v[VEC];
+};
+
+template <typename T>
+constexpr int kVec = 16 / sizeof(T);
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    forward_nhwc_vec(DepthwiseParams p, DivU32 div_groups, DivU32 div_ow, DivU32 div_oh,
+                     const T* __restrict__ in, const T* __restrict__ wt,
+                     const T* __restrict__ bias, T* __restrict__ out) {
+  using A = acc_t<T>;
+  constexpr int V = kVec<T>;
+  using VT = Vec<T, V>;
+  const uint32_t C = static_cast<uint32_t>(p.channels);
+  const uint32_t groups = C / V;
+  const int64_t total = p.batch * p.out_h * p.out_w * groups;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint32_t ii = static_cast<uint32_t>(i);
+    const uint32_t pix = div_groups.div(ii);
+    const uint32_t row = div_ow.div(pix);
+    const uint32_t n = div_oh.div(row);
+    const uint32_t c0 = (ii - pix * groups) * V;
+    const int ow = static_cast<int>(pix - row * static_cast<uint32_t>(p.out_w));
+    const int oh = static_cast<int>(row - n * static_cast<uint32_t>(p.out_h));
+    A acc[V];
+    if (bias != nullptr) {
+      const VT b = *reinterpret_cast<const VT*>(bias + c0);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] = static_cast<A>(b.v[v]);
+    } else {
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] = A(0);
+    }
+    const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
+    const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h);
+    const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
+    const T* in_n = in + static_cast<uint32_t>(n * static_cast<uint32_t>(in_h * in_w)) * C + c0;
+    const int kh_n = static_cast<int>(p.kernel_h), kw_n = static_cast<int>(p.kernel_w);
+    for (int kh = 0; kh < kh_n; ++kh) {
+      const int ih = ih0 + kh * static_cast<int>(p.dil_h);
+      if (ih < 0 || ih >= in_h) continue;
+      const T* in_row = in_n + static_cast<uint32_t>(ih * in_w) * C;
+      const T* w_row = wt + static_cast<uint32_t>(kh * kw_n) * C + c0;
+      for (int kw = 0; kw < kw_n; ++kw) {
+        const int iw = iw0 + kw * static_cast<int>(p.dil_w);
+        if (iw < 0 || iw >= in_w) continue;
+        const VT x = *reinterpret_cast<const VT*>(in_row + static_cast<uint32_t>(iw) * C);
+        const VT w = *reinterpret_cast<const VT*>(w_row + static_cast<uint32_t>(kw) * C);
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] += static_cast<A>(w.v[v]) * static_cast<A>(x.v[v]);
+      }
+    }
+    VT o;
+#pragma unroll
+    for (int v = 0; v < V; ++v) o.v[v] = static_cast<T>(acc[v]);
+    *reinterpret_cast<VT*>(out + pix * C + c0) = o;
+  }
+}
+
+inline bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
 // Output index along one axis reached from input index `i` by tap `k`, or -1.
 __device__ __forceinline__ int64_t source_of(int64_t i, int64_t k, int64_t pad, int64_t dil,
                                              int64_t stride, int64_t out) {
@@ -354,6 +425,185 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// grad_weight for kernels up to KW columns wide (KW a compile-time bound, kernel_w at run time):
+// each block takes one output channel (NCHW) or 32 of them (NHWC), a chunk of up to ROWS kernel
+// rows, and a fixed slice of the N * oH * oW output positions; every thread keeps the chunk's
+// ROWS x KW sums in registers, so grad_output is read once per chunk rather than once per tap.
+// The block's sums are reduced in a fixed order and written as one split's partials.
+struct WeightGrid {
+  int64_t chunks;     // ceil(kernel_h / ROWS)
+  int64_t per_split;  // output positions per split
+  int64_t splits;
+};
+
+template <int ROWS>
+WeightGrid weight_grid(const DepthwiseParams& p, int64_t channel_blocks) {
+  WeightGrid g;
+  g.chunks = ceil_div(p.kernel_h, ROWS);
+  const int64_t positions = p.batch * p.out_h * p.out_w;
+  // About 2048 blocks in all, none with fewer than 512 positions; a function of the shape only,
+  // so every run reduces in the same order.
+  const int64_t want = ceil_div(2048, channel_blocks * g.chunks);
+  g.splits = std::max<int64_t>(1, std::min<int64_t>(want, positions / 512));
+  g.per_split = ceil_div(positions, g.splits);
+  return g;
+}
+
+// The chunk's sums of one thread, reduced over the block in a fixed order (warp shuffles, then
+// the warps in order) and written by the first ROWS * KW threads.
+template <typename A, int KW, int ROWS>
+__device__ void reduce_chunk_nchw(A (&acc)[ROWS][KW], A* scratch, int rows, int kw_n,
+                                  A* partial_base, int64_t tap0, int64_t splits, int64_t split) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) {
+#pragma unroll
+    for (int k = 0; k < KW; ++k) {
+      A v = acc[r][k];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+      if (lane == 0) scratch[warp * ROWS * KW + r * KW + k] = v;
+    }
+  }
+  __syncthreads();
+  const int t = threadIdx.x;
+  if (t < ROWS * KW) {
+    const int r = t / KW, k = t % KW;
+    if (r < rows && k < kw_n) {
+      A sum = 0;
+      for (int w = 0; w < kThreads / 32; ++w) sum += scratch[w * ROWS * KW + t];
+      partial_base[((tap0 + r * kw_n + k)) * splits + split] = sum;
+    }
+  }
+  __syncthreads();
+}
+
+template <typename T, int KW, int ROWS>
+__global__ void __launch_bounds__(kThreads)
+    backward_weight_nchw_rows(DepthwiseParams p, WeightGrid g, DivU32 div_ow, DivU32 div_oh,
+                              const T* __restrict__ go, const T* __restrict__ in,
+                              acc_t<T>* __restrict__ partial) {
+  using A = acc_t<T>;
+  __shared__ A scratch[(kThreads / 32) * ROWS * KW];
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  const int64_t positions = p.batch * p.out_h * p.out_w;
+  const int64_t total = p.out_channels * g.chunks * g.splits;
+  const int kw_n = static_cast<int>(p.kernel_w);
+  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
+  for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
+    const int64_t split = b % g.splits;
+    const int64_t chunk = (b / g.splits) % g.chunks;
+    const int64_t co = b / (g.splits * g.chunks);
+    const int kh0 = static_cast<int>(chunk * ROWS);
+    const int rows = static_cast<int>(std::min<int64_t>(ROWS, p.kernel_h - kh0));
+    const int64_t c = co / p.mult;
+    A acc[ROWS][KW];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+      for (int k = 0; k < KW; ++k) acc[r][k] = A(0);
+    const int64_t q1 = std::min<int64_t>((split + 1) * g.per_split, positions);
+    for (int64_t q = split * g.per_split + threadIdx.x; q < q1; q += kThreads) {
+      const uint32_t row = div_ow.div(static_cast<uint32_t>(q));
+      const uint32_t n = div_oh.div(row);
+      const int ow = static_cast<int>(static_cast<uint32_t>(q) - row * static_cast<uint32_t>(p.out_w));
+      const int oh = static_cast<int>(row - n * static_cast<uint32_t>(p.out_h));
+      const A gv = load(go + ((int64_t(n) * p.out_channels + co) * p.out_h + oh) * p.out_w + ow);
+      const T* in_plane = in + (int64_t(n) * p.channels + c) * p.in_h * p.in_w;
+      const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h) + kh0 * static_cast<int>(p.dil_h);
+      const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) {
+        const int ih = ih0 + r * static_cast<int>(p.dil_h);
+        if (r < rows && ih >= 0 && ih < in_h) {
+          const T* src = in_plane + int64_t(ih) * in_w;
+#pragma unroll
+          for (int k = 0; k < KW; ++k) {
+            const int iw = iw0 + k * static_cast<int>(p.dil_w);
+            if (k < kw_n && iw >= 0 && iw < in_w) acc[r][k] += gv * load(src + iw);
+          }
+        }
+      }
+    }
+    reduce_chunk_nchw<A, KW, ROWS>(acc, scratch, rows, kw_n, partial + co * taps * g.splits,
+                                   int64_t(kh0) * kw_n, g.splits, split);
+  }
+}
+
+// NHWC: 32 channels x 8 position lanes per block; a warp reads 32 consecutive channels of one
+// pixel. The 8 lanes' sums are reduced in order through shared memory, one tap at a time.
+template <typename T, int KW, int ROWS>
+__global__ void __launch_bounds__(kThreads)
+    backward_weight_nhwc_rows(DepthwiseParams p, WeightGrid g, DivU32 div_ow, DivU32 div_oh,
+                              const T* __restrict__ go, const T* __restrict__ in,
+                              acc_t<T>* __restrict__ partial) {
+  using A = acc_t<T>;
+  __shared__ A scratch[8][33];
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  const int64_t Co = p.out_channels;
+  const int64_t groups = ceil_div(Co, 32);
+  const int64_t positions = p.batch * p.out_h * p.out_w;
+  const int64_t total = groups * g.chunks * g.splits;
+  const int kw_n = static_cast<int>(p.kernel_w);
+  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
+    const int64_t split = b % g.splits;
+    const int64_t chunk = (b / g.splits) % g.chunks;
+    const int64_t grp = b / (g.splits * g.chunks);
+    const int kh0 = static_cast<int>(chunk * ROWS);
+    const int rows = static_cast<int>(std::min<int64_t>(ROWS, p.kernel_h - kh0));
+    const int64_t co = grp * 32 + tx;
+    A acc[ROWS][KW];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+      for (int k = 0; k < KW; ++k) acc[r][k] = A(0);
+    if (co < Co) {
+      const int64_t c = co / p.mult;
+      const int64_t q1 = std::min<int64_t>((split + 1) * g.per_split, positions);
+      for (int64_t q = split * g.per_split + ty; q < q1; q += 8) {
+        const uint32_t row = div_ow.div(static_cast<uint32_t>(q));
+        const uint32_t n = div_oh.div(row);
+        const int ow = static_cast<int>(static_cast<uint32_t>(q) - row * static_cast<uint32_t>(p.out_w));
+        const int oh = static_cast<int>(row - n * static_cast<uint32_t>(p.out_h));
+        const A gv = load(go + q * Co + co);
+        const T* in_n = in + int64_t(n) * p.in_h * p.in_w * p.channels + c;
+        const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h) + kh0 * static_cast<int>(p.dil_h);
+        const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+          const int ih = ih0 + r * static_cast<int>(p.dil_h);
+          if (r < rows && ih >= 0 && ih < in_h) {
+            const T* src = in_n + int64_t(ih) * in_w * p.channels;
+#pragma unroll
+            for (int k = 0; k < KW; ++k) {
+              const int iw = iw0 + k * static_cast<int>(p.dil_w);
+              if (k < kw_n && iw >= 0 && iw < in_w) acc[r][k] += gv * load(src + int64_t(iw) * p.channels);
+            }
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+#pragma unroll
+      for (int k = 0; k < KW; ++k) {
+        if (r < rows && k < kw_n) {  // the same for the whole block
+          __syncthreads();
+          scratch[ty][tx] = acc[r][k];
+          __syncthreads();
+          if (ty == 0 && co < Co) {
+            A sum = 0;
+            for (int l = 0; l < 8; ++l) sum += scratch[l][tx];
+            partial[(co * taps + int64_t(kh0 + r) * kw_n + k) * g.splits + split] = sum;
+          }
+        }
+      }
+    }
+  }
+}
+
 // grad_weight, second pass: each weight element sums its splits in order.
 template <typename T>
 __global__ void backward_weight_finish(int64_t elems, int64_t splits,
@@ -372,8 +622,16 @@ cudaError_t depthwise_forward(const DepthwiseParams& p, const T* input, const T*
                               const T* bias, T* output, cudaStream_t stream) {
   if (p.layout == Layout::kNHWC) {
     const int64_t total = p.batch * p.out_h * p.out_w * p.out_channels;
-    forward_nhwc<T><<<grid_for(ceil_div(total, kThreads)), kThreads, 0, stream>>>(
-        p, input, weight, bias, output);
+    constexpr int V = kVec<T>;
+    if (p.mult == 1 && p.channels % V == 0 &&
+        fits_u32(std::max(total, p.batch * p.in_h * p.in_w * p.channels)) && aligned16(input) &&
+        aligned16(weight) && aligned16(bias) && aligned16(output)) {
+      forward_nhwc_vec<T><<<grid_for(ceil_div(total / V, kThreads)), kThreads, 0, stream>>>(
+          p, DivU32(p.channels / V), DivU32(p.out_w), DivU32(p.out_h), input, weight, bias, output);
+    } else {
+      forward_nhwc<T><<<grid_for(ceil_div(total, kThreads)), kThreads, 0, stream>>>(
+          p, input, weight, bias, output);
+    }
     return cudaGetLastError();
   }
   const Tile t = make_tile<T>(p);
@@ -404,8 +662,59 @@ cudaError_t depthwise_backward_input(const DepthwiseParams& p, const T* grad_out
   return cudaGetLastError();
 }
 
+namespace {
+
+// The row-chunk kernels' shape for a kernel width: (columns bound, rows per chunk), or {0, 0}
+// when the width is over 32 or the indices do not fit 31 bits (the per-tap kernels then run).
+struct ChunkShape {
+  int kw, rows;
+};
+
+ChunkShape chunk_shape(const DepthwiseParams& p) {
+  const int64_t largest = std::max(p.batch * p.out_h * p.out_w * p.out_channels,
+                                   p.batch * p.in_h * p.in_w * p.channels);
+  if (!fits_u32(largest)) return {0, 0};
+  if (p.kernel_w <= 3) return {3, 3};
+  if (p.kernel_w <= 5) return {5, 5};
+  if (p.kernel_w <= 7) return {7, 7};
+  if (p.kernel_w <= 16) return {16, 2};
+  if (p.kernel_w <= 32) return {32, 1};
+  return {0, 0};
+}
+
+int64_t channel_blocks(const DepthwiseParams& p) {
+  return p.layout == Layout::kNHWC ? ceil_div(p.out_channels, 32) : p.out_channels;
+}
+
+template <typename T, int KW, int ROWS>
+void launch_weight_rows(const DepthwiseParams& p, const T* grad_output, const T* input,
+                        acc_t<T>* partial, cudaStream_t stream) {
+  const WeightGrid g = weight_grid<ROWS>(p, channel_blocks(p));
+  const int64_t blocks = channel_blocks(p) * g.chunks * g.splits;
+  if (p.layout == Layout::kNHWC) {
+    backward_weight_nhwc_rows<T, KW, ROWS><<<grid_for(blocks), kThreads, 0, stream>>>(
+        p, g, DivU32(p.out_w), DivU32(p.out_h), grad_output, input, partial);
+  } else {
+    backward_weight_nchw_rows<T, KW, ROWS><<<grid_for(blocks), kThreads, 0, stream>>>(
+        p, g, DivU32(p.out_w), DivU32(p.out_h), grad_output, input, partial);
+  }
+}
+
+}  // namespace
+
 int64_t depthwise_backward_weight_splits(const DepthwiseParams& p) {
   // A function of the shape only, so repeated runs reduce in the same order.
+  const ChunkShape cs = chunk_shape(p);
+  if (cs.rows > 0) {
+    const int64_t blocks = channel_blocks(p);
+    switch (cs.rows) {
+      case 1: return weight_grid<1>(p, blocks).splits;
+      case 2: return weight_grid<2>(p, blocks).splits;
+      case 3: return weight_grid<3>(p, blocks).splits;
+      case 5: return weight_grid<5>(p, blocks).splits;
+      default: return weight_grid<7>(p, blocks).splits;
+    }
+  }
   const int64_t positions = p.batch * p.out_h * p.out_w;
   return std::max<int64_t>(1, std::min<int64_t>(64, positions / 8192));
 }
@@ -418,7 +727,18 @@ cudaError_t depthwise_backward_weight(const DepthwiseParams& p, const T* grad_ou
   const int64_t splits = depthwise_backward_weight_splits(p);
   const int64_t taps = p.kernel_h * p.kernel_w;
   A* partial = static_cast<A*>(workspace);
-  if (p.layout == Layout::kNHWC) {
+  const ChunkShape cs = chunk_shape(p);
+  if (cs.kw == 3) {
+    launch_weight_rows<T, 3, 3>(p, grad_output, input, partial, stream);
+  } else if (cs.kw == 5) {
+    launch_weight_rows<T, 5, 5>(p, grad_output, input, partial, stream);
+  } else if (cs.kw == 7) {
+    launch_weight_rows<T, 7, 7>(p, grad_output, input, partial, stream);
+  } else if (cs.kw == 16) {
+    launch_weight_rows<T, 16, 2>(p, grad_output, input, partial, stream);
+  } else if (cs.kw == 32) {
+    launch_weight_rows<T, 32, 1>(p, grad_output, input, partial, stream);
+  } else if (p.layout == Layout::kNHWC) {
     const int64_t blocks = taps * ceil_div(p.out_channels, 32) * splits;
     backward_weight_nhwc_partial<T><<<grid_for(blocks), dim3(32, 8), 0, stream>>>(
         p, splits, grad_output, input, partial);

@@ -45,9 +45,14 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& input, const at::Tensor& indices,
   C10_CUDA_CHECK(cudaMemsetAsync(flags.data_ptr(), 0xFF, 2 * sizeof(int64_t), stream));
   auto* f = reinterpret_cast<unsigned long long*>(flags.data_ptr<int64_t>());
   auto read_flags = [&](int64_t* bad, bool* fallback) {
-    const at::Tensor h = flags.cpu();  // synchronises with the stream
-    *bad = h[0].item<int64_t>();
-    *fallback = h[1].item<int64_t>() == 0;
+    // Into pinned memory (torch's caching host allocator), then wait for the stream: the one
+    // host synchronisation of the validated op.
+    const at::Tensor h = at::empty({2}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
+    C10_CUDA_CHECK(cudaMemcpyAsync(h.data_ptr<int64_t>(), flags.const_data_ptr<int64_t>(),
+                                   2 * sizeof(int64_t), cudaMemcpyDeviceToHost, stream));
+    C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+    *bad = h.data_ptr<int64_t>()[0];
+    *fallback = h.data_ptr<int64_t>()[1] == 0;
   };
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_unpool",
                                   [&] {
