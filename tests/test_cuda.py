@@ -1,6 +1,8 @@
 """CUDA-only checks (skipped without a GPU): CPU against CUDA, streams and devices, CUDA graphs,
 memory. The device-parametrised tests in the other files run everything else on CUDA too."""
 
+import gc
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -99,12 +101,16 @@ def test_memory_is_stable_over_many_iterations():
         torch.autograd.grad(a + b, (x, w, y))
 
     step()
+    gc.collect()  # other tests' garbage must not be freed inside the measured loop
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     for _ in range(1000):
         step()
+    gc.collect()
     torch.cuda.synchronize()
-    assert torch.cuda.memory_allocated() == before
+    # No growth. (On the H100 of 2026-11-23, run under pytest-xdist beside other tests, an exact
+    # equality failed with *less* memory allocated after the loop than before it.)
+    assert torch.cuda.memory_allocated() <= before
 
 
 def test_unpool_error_keeps_context_usable():
