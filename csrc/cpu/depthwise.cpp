@@ -17,6 +17,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -497,36 +498,45 @@ template <typename acc_t>
 constexpr int kCB = 4 * Simd<acc_t>::kLanes;
 
 // Rows of an NHWC image as acc_t with Co channels (channel co holds input channel co / m): a
-// pointer into the tensor when no conversion or expansion is needed, else copied per task.
+// pointer into the tensor when no conversion, expansion or padding is needed, else copied per
+// task. With pad_left / pad_right the copies carry that many zero columns at each end, so that
+// pixel(r, iw) is readable for iw in [-pad_left, in_w + pad_right).
 template <typename scalar_t, typename acc_t>
 struct PixelRows {
   const DepthwiseParams& p;
+  const int64_t pad_left, width;  // columns of a copied row
   const scalar_t* image = nullptr;  // (H, W, C) of one batch element
   std::vector<acc_t> buf;
   int64_t first = 0;
   static constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
 
-  explicit PixelRows(const DepthwiseParams& params) : p(params) {}
-  bool direct() const { return !kConvert && p.mult == 1; }
+  PixelRows(const DepthwiseParams& params, int64_t pad_l = 0, int64_t pad_r = 0)
+      : p(params), pad_left(pad_l), width(params.in_w + pad_l + pad_r) {}
+  bool direct() const { return !kConvert && p.mult == 1 && width == p.in_w; }
 
   void load(const scalar_t* img, int64_t r0, int64_t r1) {
     image = img;
     first = r0;
     if (direct()) return;
     const int64_t Co = p.out_channels, C = p.channels, m = p.mult;
-    buf.resize(std::max<int64_t>(r1 - r0, 0) * p.in_w * Co);
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t iw = 0; iw < p.in_w; ++iw) {
-        const scalar_t* src = img + (r * p.in_w + iw) * C;
-        acc_t* dst = buf.data() + ((r - r0) * p.in_w + iw) * Co;
-        for (int64_t co = 0; co < Co; ++co) dst[co] = static_cast<acc_t>(src[co / m]);
+    buf.assign(std::max<int64_t>(r1 - r0, 0) * width * Co, acc_t(0));
+    for (int64_t r = r0; r < r1; ++r) {
+      acc_t* dst_row = buf.data() + ((r - r0) * width + pad_left) * Co;
+      const scalar_t* src_row = img + r * p.in_w * C;
+      if (!kConvert && m == 1) {
+        std::memcpy(dst_row, src_row, p.in_w * C * sizeof(acc_t));
+        continue;
       }
+      for (int64_t iw = 0; iw < p.in_w; ++iw)
+        for (int64_t co = 0; co < Co; ++co)
+          dst_row[iw * Co + co] = static_cast<acc_t>(src_row[iw * C + co / m]);
+    }
   }
   const acc_t* pixel(int64_t r, int64_t iw) const {
     if constexpr (!kConvert) {
       if (direct()) return image + (r * p.in_w + iw) * p.channels;
     }
-    return buf.data() + ((r - first) * p.in_w + iw) * p.out_channels;
+    return buf.data() + ((r - first) * width + pad_left + iw) * p.out_channels;
   }
 };
 
@@ -621,6 +631,48 @@ inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
   }
 }
 
+// interior_pixels for unit stride and dilation along W, over all kW taps: pixel q's tap kw reads
+// column first_col + q + kw, so the P pixels' inputs for tap kw + 1 are those of tap kw shifted by
+// one pixel. P + kW - 1 input loads per kernel row and channel vector instead of P * kW, which
+// leaves the FMAs rather than the loads as the bound.
+template <int P, typename scalar_t, typename acc_t>
+inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict b,
+                               const acc_t* __restrict wt, const acc_t* const* xrow,
+                               const int64_t* kh_of, int64_t n_rows, int64_t first_col,
+                               const DepthwiseParams& p, int64_t n_vec_channels) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  const int64_t Co = p.out_channels, kW = p.kernel_w;
+  const int64_t taps = p.kernel_h * kW;
+  for (int64_t cb = 0; cb < n_vec_channels; cb += L) {
+    V acc[P];
+    const V bv = S::load(b + cb);
+    for (int q = 0; q < P; ++q) acc[q] = bv;
+    const acc_t* wblock = wt + (cb / L) * taps * L;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const acc_t* wrow = wblock + kh_of[r] * kW * L;
+      const acc_t* x = xrow[r] + first_col * Co + cb;
+      V xs[P];
+      for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * Co);
+      for (int64_t kw = 0;; ++kw) {
+        const V wv = S::load(wrow + kw * L);
+        for (int q = 0; q < P; ++q) acc[q] += xs[q] * wv;
+        if (kw + 1 == kW) break;
+        for (int q = 0; q + 1 < P; ++q) xs[q] = xs[q + 1];
+        xs[P - 1] = S::load(x + (P + kw) * Co);
+      }
+    }
+    for (int q = 0; q < P; ++q) {
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        S::store(out + q * Co + cb, acc[q]);
+      } else {
+        for (int i = 0; i < L; ++i) out[q * Co + cb + i] = static_cast<scalar_t>(acc[q][i]);
+      }
+    }
+  }
+}
+
 template <typename scalar_t>
 void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
                   const scalar_t* bias, scalar_t* out) {
@@ -637,15 +689,23 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   for (int64_t cb = 0; cb < n_vec; cb += L)
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t i = 0; i < L; ++i) wblocked[(cb / L * taps + t) * L + i] = wt[t * Co + cb + i];
-  // Output columns whose taps all lie inside the input: [ow_in_lo, ow_in_hi).
-  const int64_t ow_in_lo = ceil_div(p.pad_w, p.stride_w);
-  const int64_t ow_in_hi = std::max<int64_t>(
-      ow_in_lo, std::min<int64_t>(p.out_w, floor_div(p.in_w - 1 - (p.kernel_w - 1) * p.dil_w +
-                                                          p.pad_w, p.stride_w) + 1));
+  const bool unit_w = p.stride_w == 1 && p.dil_w == 1;
+  // Wide kernels leave most columns at the border, where the taps vary by pixel: with unit stride
+  // and dilation, rows copied with zero columns make every pixel an interior one.
+  const bool padded = unit_w && p.kernel_w > 7;
+  const int64_t pad_right =
+      padded ? std::max<int64_t>(0, p.out_w + p.kernel_w - 1 - p.pad_w - p.in_w) : 0;
+  // Output columns whose taps all lie inside the (padded) input: [ow_in_lo, ow_in_hi).
+  const int64_t ow_in_lo = padded ? 0 : ceil_div(p.pad_w, p.stride_w);
+  const int64_t ow_in_hi =
+      padded ? p.out_w
+             : std::max<int64_t>(ow_in_lo, std::min<int64_t>(
+                                               p.out_w, floor_div(p.in_w - 1 - (p.kernel_w - 1) * p.dil_w +
+                                                                      p.pad_w, p.stride_w) + 1));
   const int64_t rblocks = split_rows(p.batch, p.out_h);
   const int64_t rows_per = ceil_div(p.out_h, rblocks);
   at::parallel_for(0, p.batch * rblocks, 1, [&](int64_t begin, int64_t end) {
-    PixelRows<scalar_t, acc_t> rows(p);
+    PixelRows<scalar_t, acc_t> rows(p, padded ? p.pad_w : 0, pad_right);
     std::vector<ChannelTerm<acc_t>> terms(taps);
     std::vector<const acc_t*> xrow(p.kernel_h);
     std::vector<int64_t> kh_of(p.kernel_h);
@@ -674,8 +734,14 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             const int64_t np = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
             const int64_t col = ow * p.stride_w - p.pad_w;
             auto run = [&](auto PB) {
-              interior_pixels<decltype(PB)::value>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
-                                                   kh_of.data(), n_rows, col, p, n_vec, 0, p.kernel_w);
+              constexpr int PN = decltype(PB)::value;
+              if (unit_w) {
+                interior_pixels_s1<PN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
+                                       kh_of.data(), n_rows, col, p, n_vec);
+              } else {
+                interior_pixels<PN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
+                                    kh_of.data(), n_rows, col, p, n_vec, 0, p.kernel_w);
+              }
             };
             if (np == 8) {
               run(std::integral_constant<int, 8>{});
