@@ -592,6 +592,20 @@ inline void channel_blocks(scalar_t* out, const acc_t* init, int64_t channels,
   }
 }
 
+// Stores one channel vector of P pixels Co apart, converting to scalar_t.
+template <int P, typename scalar_t, typename V>
+inline void store_pixels(scalar_t* out, int64_t Co, const V (&acc)[P]) {
+  using acc_t = std::remove_cv_t<std::remove_reference_t<decltype(acc[0][0])>>;
+  using S = Simd<acc_t>;
+  for (int q = 0; q < P; ++q) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      S::store(out + q * Co, acc[q]);
+    } else {
+      for (int i = 0; i < S::kLanes; ++i) out[q * Co + i] = static_cast<scalar_t>(acc[q][i]);
+    }
+  }
+}
+
 // P consecutive output pixels, taps kw in [kw_lo, kw_hi) of the rows given (all inside the input
 // for every one of the P pixels), one vector of channels at a time: each weight vector is loaded
 // once for the P pixels, whose sums stay in registers.
@@ -621,13 +635,7 @@ inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
         for (int q = 0; q < P; ++q) acc[q] += S::load(xk + q * step) * wv;
       }
     }
-    for (int q = 0; q < P; ++q) {
-      if constexpr (std::is_same_v<scalar_t, acc_t>) {
-        S::store(out + q * Co + cb, acc[q]);
-      } else {
-        for (int i = 0; i < L; ++i) out[q * Co + cb + i] = static_cast<scalar_t>(acc[q][i]);
-      }
-    }
+    store_pixels<P>(out + cb, Co, acc);
   }
 }
 
@@ -663,13 +671,7 @@ inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict
         xs[P - 1] = S::load(x + (P + kw) * Co);
       }
     }
-    for (int q = 0; q < P; ++q) {
-      if constexpr (std::is_same_v<scalar_t, acc_t>) {
-        S::store(out + q * Co + cb, acc[q]);
-      } else {
-        for (int i = 0; i < L; ++i) out[q * Co + cb + i] = static_cast<scalar_t>(acc[q][i]);
-      }
-    }
+    store_pixels<P>(out + cb, Co, acc);
   }
 }
 
