@@ -85,9 +85,12 @@ def test_random_large_kernels_match_reference(device, seed):
 # CPU NCHW: rows prepared in phase mode (stride 1: one shifted copy; stride 2: two phases) or expand
 # mode (stride 3 with a 1-wide kernel), register blocks of 1, 2 and 4 vectors (row widths <= 16,
 # <= 32, > 32), grad_input's phase and expand modes. CPU NHWC: blocks of 8 interior pixels, border
-# pixels, channel tails (C not a multiple of 16), grad_input through the flipped forward (stride 1,
-# m = 1, padding <= dilated extent) and the general path. CUDA: the tiled forward and the direct
-# forward (tiles over 48 KiB), both layouts of every kernel.
+# pixels, channel tails (C not a multiple of 16), unit stride's sliding blocks (dilation 1, 2, 3),
+# zero-padded rows for kernels wider than 7 (padding beyond the input's end, multiplier 2),
+# grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
+# general path. CUDA: the tiled forward and the direct forward (tiles over 48 KiB), the vector
+# channels_last forward (C a multiple of 16 bytes' worth), the row-chunk grad_weight kernels
+# (kernel widths up to 3, 5, 7, 16, 32) and the per-tap ones (wider), both layouts of every kernel.
 SPECIAL = [
     dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=70, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
     dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=40, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
@@ -100,6 +103,12 @@ SPECIAL = [
     dict(N=1, C=5, m=1, kh=3, kw=3, H=6, W=9, stride=(1, 1), padding=4, dilation=(1, 1), bias=False),
     dict(N=1, C=33, m=3, kh=7, kw=5, H=9, W=13, stride=(3, 2), padding=(3, 1), dilation=(1, 2), bias=True),
     dict(N=1, C=2, m=1, kh=3, kw=3, H=70, W=70, stride=(1, 1), padding=36, dilation=(36, 36), bias=True),
+    dict(N=2, C=20, m=1, kh=3, kw=3, H=5, W=41, stride=(1, 1), padding=2, dilation=(1, 2), bias=True),
+    dict(N=1, C=24, m=1, kh=3, kw=5, H=6, W=45, stride=(1, 1), padding=(1, 5), dilation=(1, 3), bias=True),
+    dict(N=1, C=20, m=1, kh=9, kw=9, H=12, W=30, stride=(1, 1), padding=6, dilation=(1, 1), bias=True),
+    dict(N=1, C=9, m=2, kh=2, kw=11, H=4, W=26, stride=(1, 1), padding=(0, 3), dilation=(2, 1), bias=False),
+    dict(N=1, C=16, m=1, kh=17, kw=17, H=20, W=20, stride=(1, 1), padding=8, dilation=(1, 1), bias=True),
+    dict(N=1, C=8, m=1, kh=2, kw=40, H=3, W=45, stride=(1, 1), padding=(0, 2), dilation=(1, 1), bias=True),
 ]
 
 

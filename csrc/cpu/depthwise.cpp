@@ -639,10 +639,10 @@ inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
   }
 }
 
-// interior_pixels for unit stride and dilation along W, over all kW taps: pixel q's tap kw reads
-// column first_col + q + kw, so the P pixels' inputs for tap kw + 1 are those of tap kw shifted by
-// one pixel. P + kW - 1 input loads per kernel row and channel vector instead of P * kW, which
-// leaves the FMAs rather than the loads as the bound.
+// interior_pixels for unit stride along W, over all kW taps, for P pixels d = dil_w columns apart:
+// pixel q's tap kw reads column first_col + (q + kw) * d, so the P pixels' inputs for tap kw + 1
+// are those of tap kw shifted by one pixel. P + kW - 1 input loads per kernel row and channel
+// vector instead of P * kW, which leaves the FMAs rather than the loads as the bound.
 template <int P, typename scalar_t, typename acc_t>
 inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict b,
                                const acc_t* __restrict wt, const acc_t* const* xrow,
@@ -653,6 +653,7 @@ inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict
   constexpr int L = S::kLanes;
   const int64_t Co = p.out_channels, kW = p.kernel_w;
   const int64_t taps = p.kernel_h * kW;
+  const int64_t step = p.dil_w * Co;  // between the P pixels, in the input and the output
   for (int64_t cb = 0; cb < n_vec_channels; cb += L) {
     V acc[P];
     const V bv = S::load(b + cb);
@@ -662,16 +663,16 @@ inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict
       const acc_t* wrow = wblock + kh_of[r] * kW * L;
       const acc_t* x = xrow[r] + first_col * Co + cb;
       V xs[P];
-      for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * Co);
+      for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * step);
       for (int64_t kw = 0;; ++kw) {
         const V wv = S::load(wrow + kw * L);
         for (int q = 0; q < P; ++q) acc[q] += xs[q] * wv;
         if (kw + 1 == kW) break;
         for (int q = 0; q + 1 < P; ++q) xs[q] = xs[q + 1];
-        xs[P - 1] = S::load(x + (P + kw) * Co);
+        xs[P - 1] = S::load(x + (P + kw) * step);
       }
     }
-    store_pixels<P>(out + cb, Co, acc);
+    store_pixels<P>(out + cb, step, acc);
   }
 }
 
@@ -731,25 +732,32 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
         scalar_t* orow = out + (n * p.out_h + oh) * p.out_w * Co;
         for (int64_t ow = 0; ow < p.out_w;) {
           if (ow >= ow_in_lo && ow < ow_in_hi) {
-            // Interior pixels in blocks of 8, then 4, 2, 1.
+            // Interior pixels in blocks of 8, then 4, 2, 1. With unit stride, blocks of 8 or 4
+            // pixels dil_w apart slide along the taps: dil_w such blocks cover 8 or 4 * dil_w
+            // consecutive pixels.
             const int64_t left = ow_in_hi - ow;
-            const int64_t np = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const int64_t d = p.dil_w;
+            const bool slide = p.stride_w == 1 && left >= 4 * d;
+            const int pb = slide ? (left >= 8 * d ? 8 : 4)
+                                 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const int64_t np = slide ? pb * d : pb;  // pixels done
             const int64_t col = ow * p.stride_w - p.pad_w;
             auto run = [&](auto PB) {
               constexpr int PN = decltype(PB)::value;
-              if (unit_w) {
-                interior_pixels_s1<PN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
-                                       kh_of.data(), n_rows, col, p, n_vec);
+              if (slide) {
+                for (int64_t r = 0; r < d; ++r)
+                  interior_pixels_s1<PN>(orow + (ow + r) * Co, b.data(), wblocked.data(), xrow.data(),
+                                         kh_of.data(), n_rows, col + r, p, n_vec);
               } else {
                 interior_pixels<PN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
                                     kh_of.data(), n_rows, col, p, n_vec, 0, p.kernel_w);
               }
             };
-            if (np == 8) {
+            if (pb == 8) {
               run(std::integral_constant<int, 8>{});
-            } else if (np == 4) {
+            } else if (pb == 4) {
               run(std::integral_constant<int, 4>{});
-            } else if (np == 2) {
+            } else if (pb == 2) {
               run(std::integral_constant<int, 2>{});
             } else {
               run(std::integral_constant<int, 1>{});
