@@ -519,18 +519,22 @@ struct PixelRows {
     first = r0;
     if (direct()) return;
     const int64_t Co = p.out_channels, C = p.channels, m = p.mult;
-    buf.assign(std::max<int64_t>(r1 - r0, 0) * width * Co, acc_t(0));
-    for (int64_t r = r0; r < r1; ++r) {
-      acc_t* dst_row = buf.data() + ((r - r0) * width + pad_left) * Co;
-      const scalar_t* src_row = img + r * p.in_w * C;
-      if (!kConvert && m == 1) {
-        std::memcpy(dst_row, src_row, p.in_w * C * sizeof(acc_t));
-        continue;
-      }
-      for (int64_t iw = 0; iw < p.in_w; ++iw)
-        for (int64_t co = 0; co < Co; ++co)
-          dst_row[iw * Co + co] = static_cast<acc_t>(src_row[iw * C + co / m]);
+    buf.resize(std::max<int64_t>(r1 - r0, 0) * width * Co);
+    for (int64_t r = r0; r < r1; ++r) copy_row(buf.data() + (r - r0) * width * Co, img + r * p.in_w * C);
+  }
+  // One row of `width` columns: zeros, the input row converted and expanded to Co channels, zeros.
+  void copy_row(acc_t* dst, const scalar_t* src_row) const {
+    const int64_t Co = p.out_channels, C = p.channels, m = p.mult;
+    std::fill(dst, dst + pad_left * Co, acc_t(0));
+    std::fill(dst + (pad_left + p.in_w) * Co, dst + width * Co, acc_t(0));
+    acc_t* dst_row = dst + pad_left * Co;
+    if (!kConvert && m == 1) {
+      std::memcpy(dst_row, src_row, p.in_w * C * sizeof(acc_t));
+      return;
     }
+    for (int64_t iw = 0; iw < p.in_w; ++iw)
+      for (int64_t co = 0; co < Co; ++co)
+        dst_row[iw * Co + co] = static_cast<acc_t>(src_row[iw * C + co / m]);
   }
   const acc_t* pixel(int64_t r, int64_t iw) const {
     if constexpr (!kConvert) {
@@ -662,14 +666,23 @@ inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict
     for (int64_t r = 0; r < n_rows; ++r) {
       const acc_t* wrow = wblock + kh_of[r] * kW * L;
       const acc_t* x = xrow[r] + first_col * Co + cb;
+      // A ring of the P input vectors in use: the vector of relative column c (pixel q at tap
+      // t reads column q + t) lives in slot c % P. After tap t, column t is done with and column
+      // P + t, needed from tap t + 1, takes its slot; unrolling P taps keeps every slot index a
+      // constant, so the ring stays in registers without moves.
       V xs[P];
       for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * step);
-      for (int64_t kw = 0;; ++kw) {
-        const V wv = S::load(wrow + kw * L);
-        for (int q = 0; q < P; ++q) acc[q] += xs[q] * wv;
-        if (kw + 1 == kW) break;
-        for (int q = 0; q + 1 < P; ++q) xs[q] = xs[q + 1];
-        xs[P - 1] = S::load(x + (P + kw) * step);
+      for (int64_t t0 = 0; t0 < kW; t0 += P) {
+#pragma GCC unroll 16
+        for (int j = 0; j < P; ++j) {
+          const int64_t t = t0 + j;
+          if (t < kW) {
+            const V wv = S::load(wrow + t * L);
+#pragma GCC unroll 16
+            for (int q = 0; q < P; ++q) acc[q] += xs[(q + j) % P] * wv;
+            if (t + 1 < kW) xs[j] = S::load(x + (P + t) * step);
+          }
+        }
       }
     }
     store_pixels<P>(out + cb, step, acc);
@@ -705,10 +718,20 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
              : std::max<int64_t>(ow_in_lo, std::min<int64_t>(
                                                p.out_w, floor_div(p.in_w - 1 - (p.kernel_w - 1) * p.dil_w +
                                                                       p.pad_w, p.stride_w) + 1));
+  // The padded copy is made once for the whole input (a task's rows plus the kernel's height
+  // would copy each input row many times over).
+  const PixelRows<scalar_t, acc_t> padder(p, p.pad_w, pad_right);
+  std::vector<acc_t> padded_in(padded ? p.batch * p.in_h * padder.width * Co : 0);
+  if (padded) {
+    at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        padder.copy_row(padded_in.data() + r * padder.width * Co, in + r * p.in_w * p.channels);
+    });
+  }
   const int64_t rblocks = split_rows(p.batch, p.out_h);
   const int64_t rows_per = ceil_div(p.out_h, rblocks);
   at::parallel_for(0, p.batch * rblocks, 1, [&](int64_t begin, int64_t end) {
-    PixelRows<scalar_t, acc_t> rows(p, padded ? p.pad_w : 0, pad_right);
+    PixelRows<scalar_t, acc_t> rows(p);
     std::vector<ChannelTerm<acc_t>> terms(taps);
     std::vector<const acc_t*> xrow(p.kernel_h);
     std::vector<int64_t> kh_of(p.kernel_h);
@@ -720,14 +743,16 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
       const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
       const int64_t ih_hi = std::min<int64_t>(
           p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (p.kernel_h - 1) * p.dil_h + 1);
-      rows.load(in + n * p.in_h * p.in_w * p.channels, ih_lo, std::max(ih_lo, ih_hi));
+      if (!padded) rows.load(in + n * p.in_h * p.in_w * p.channels, ih_lo, std::max(ih_lo, ih_hi));
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         int64_t kh_lo, kh_hi;
         valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
         const int64_t n_rows = kh_hi - kh_lo;
         for (int64_t r = 0; r < n_rows; ++r) {
           kh_of[r] = kh_lo + r;
-          xrow[r] = rows.pixel(oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h, 0);
+          const int64_t ih = oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h;
+          xrow[r] = padded ? padded_in.data() + ((n * p.in_h + ih) * padder.width + p.pad_w) * Co
+                           : rows.pixel(ih, 0);
         }
         scalar_t* orow = out + (n * p.out_h + oh) * p.out_w * Co;
         for (int64_t ow = 0; ow < p.out_w;) {
