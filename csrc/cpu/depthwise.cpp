@@ -906,6 +906,34 @@ inline void accumulate_products(acc_t* dst, const acc_t* g, const acc_t* x, int6
   for (int k = 0; k < K; ++k) S::store(dst + k * L, S::load(dst + k * L) + a[k]);
 }
 
+// For unit stride and dilation along W, KW taps of one kernel row at once, one channel vector:
+// dst[kw * Co] += sum_{i < n} g[i * Co] * x[(i + kw) * Co] for kw < KW. Each input column is loaded
+// once and kept in a ring of KW registers (column c in slot c % KW; unrolling KW pixels keeps
+// every slot index a constant) for the KW taps that read it: two loads per pixel instead of 2 * KW.
+template <int KW, typename acc_t>
+inline void accumulate_row_taps(acc_t* dst, int64_t Co, const acc_t* g, const acc_t* x, int64_t n) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  V acc[KW], xs[KW];
+  for (int kw = 0; kw < KW; ++kw) acc[kw] = S::broadcast(0);
+  for (int c = 0; c + 1 < KW; ++c) xs[c] = S::load(x + c * Co);
+  int64_t i = 0;
+  for (; i + KW <= n; i += KW) {
+#pragma GCC unroll 8
+    for (int u = 0; u < KW; ++u) {
+      xs[(u + KW - 1) % KW] = S::load(x + (i + u + KW - 1) * Co);
+      const V gv = S::load(g + (i + u) * Co);
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) acc[kw] += gv * xs[(u + kw) % KW];
+    }
+  }
+  for (; i < n; ++i) {
+    const V gv = S::load(g + i * Co);
+    for (int kw = 0; kw < KW; ++kw) acc[kw] += gv * S::load(x + (i + kw) * Co);
+  }
+  for (int kw = 0; kw < KW; ++kw) S::store(dst + kw * Co, S::load(dst + kw * Co) + acc[kw]);
+}
+
 template <typename scalar_t>
 void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
                           scalar_t* gw) {
@@ -921,6 +949,9 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
   const int64_t rows_per = ceil_div(rows, chunks);
   std::vector<acc_t> part(chunks * taps * Co, acc_t(0));
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
+  const bool row_taps = p.stride_w == 1 && p.dil_w == 1 &&
+                        (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
+  const int64_t n_vec = Co / Simd<acc_t>::kLanes * Simd<acc_t>::kLanes;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     PixelRows<scalar_t, acc_t> xrows(p);
     std::vector<acc_t> gbuf(kConvert ? p.out_w * Co : 0);
@@ -941,25 +972,55 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
         for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
           xrows.load(in + n * p.in_h * p.in_w * p.channels, ih, ih + 1);
+          // Output pixels [mid_lo, mid_hi) have all kW taps inside the row: with unit stride and
+          // dilation and kW of 3, 5 or 7, their vector channels go through accumulate_row_taps.
+          int64_t mid_lo = 0, mid_hi = 0, unused;
+          const bool rowwise = row_taps && n_vec > 0;
+          if (rowwise) {
+            valid_out_range(-p.pad_w, 1, p.in_w, p.out_w, &mid_lo, &unused);
+            valid_out_range(p.kernel_w - 1 - p.pad_w, 1, p.in_w, p.out_w, &unused, &mid_hi);
+            if (mid_hi < mid_lo) mid_hi = mid_lo;
+            acc_t* dst = pc + kh * p.kernel_w * Co;
+            const acc_t* g0 = grow + mid_lo * Co;
+            const acc_t* x0 = xrows.pixel(ih, mid_lo - p.pad_w);
+            for (int64_t cb = 0; cb < n_vec; cb += Simd<acc_t>::kLanes) {
+              if (p.kernel_w == 3) {
+                accumulate_row_taps<3>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
+              } else if (p.kernel_w == 5) {
+                accumulate_row_taps<5>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
+              } else {
+                accumulate_row_taps<7>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
+              }
+            }
+          }
           for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
             const int64_t off = kw * p.dil_w - p.pad_w;
             int64_t lo, hi;
             valid_out_range(off, p.stride_w, p.in_w, p.out_w, &lo, &hi);
-            if (lo >= hi) continue;
             acc_t* dst = pc + (kh * p.kernel_w + kw) * Co;
-            constexpr int L = Simd<acc_t>::kLanes;
-            constexpr int64_t B = kCB<acc_t>;
-            // Output pixel lo + i reads g0 + i * Co and x0 + i * xstep.
-            const acc_t* g0 = grow + lo * Co;
-            const acc_t* x0 = xrows.pixel(ih, lo * p.stride_w + off);
-            const int64_t xstep = p.stride_w * Co, count = hi - lo;
-            int64_t cb = 0;
-            for (; cb + B <= Co; cb += B)
-              accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
-            for (; cb + L <= Co; cb += L)
-              accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
-            for (; cb < Co; ++cb)
-              for (int64_t i = 0; i < count; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
+            // Pixels [a, b) of channels [c0, c1): pixel j reads g at j * Co and x at xrow(j).
+            auto per_tap = [&](int64_t a, int64_t b, int64_t c0, int64_t c1) {
+              if (a >= b) return;
+              constexpr int L = Simd<acc_t>::kLanes;
+              constexpr int64_t B = kCB<acc_t>;
+              const acc_t* g0 = grow + a * Co;
+              const acc_t* x0 = xrows.pixel(ih, a * p.stride_w + off);
+              const int64_t xstep = p.stride_w * Co, count = b - a;
+              int64_t cb = c0;
+              for (; cb + B <= c1; cb += B)
+                accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
+              for (; cb + L <= c1; cb += L)
+                accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
+              for (; cb < c1; ++cb)
+                for (int64_t i = 0; i < count; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
+            };
+            if (rowwise) {  // the vector channels of the border pixels, then the last channels
+              per_tap(lo, std::min(hi, mid_lo), 0, n_vec);
+              per_tap(std::max(lo, mid_hi), hi, 0, n_vec);
+              per_tap(lo, hi, n_vec, Co);
+            } else {
+              per_tap(lo, hi, 0, Co);
+            }
           }
         }
       }
