@@ -500,7 +500,8 @@ constexpr int kCB = 4 * Simd<acc_t>::kLanes;
 // Rows of an NHWC image as acc_t with Co channels (channel co holds input channel co / m): a
 // pointer into the tensor when no conversion, expansion or padding is needed, else copied per
 // task. With pad_left / pad_right the copies carry that many zero columns at each end, so that
-// pixel(r, iw) is readable for iw in [-pad_left, in_w + pad_right).
+// pixel(r, iw) is readable for iw in [-pad_left, in_w + pad_right); forward_nhwc uses copy_row
+// alone to pad the whole input once.
 template <typename scalar_t, typename acc_t>
 struct PixelRows {
   const DepthwiseParams& p;
@@ -596,16 +597,16 @@ inline void channel_blocks(scalar_t* out, const acc_t* init, int64_t channels,
   }
 }
 
-// Stores one channel vector of P pixels Co apart, converting to scalar_t.
+// Stores one channel vector of P pixels `step` elements apart, converting to scalar_t.
 template <int P, typename scalar_t, typename V>
-inline void store_pixels(scalar_t* out, int64_t Co, const V (&acc)[P]) {
+inline void store_pixels(scalar_t* out, int64_t step, const V (&acc)[P]) {
   using acc_t = std::remove_cv_t<std::remove_reference_t<decltype(acc[0][0])>>;
   using S = Simd<acc_t>;
   for (int q = 0; q < P; ++q) {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      S::store(out + q * Co, acc[q]);
+      S::store(out + q * step, acc[q]);
     } else {
-      for (int i = 0; i < S::kLanes; ++i) out[q * Co + i] = static_cast<scalar_t>(acc[q][i]);
+      for (int i = 0; i < S::kLanes; ++i) out[q * step + i] = static_cast<scalar_t>(acc[q][i]);
     }
   }
 }
