@@ -84,8 +84,9 @@ def test_random_large_kernels_match_reference(device, seed):
 # --- 2. every specialised path -----------------------------------------------------------------
 # CPU NCHW: rows prepared in phase mode (stride 1: one shifted copy; stride 2: two phases) or expand
 # mode (stride 3 with a 1-wide kernel), register blocks of 1, 2 and 4 vectors (row widths <= 16,
-# <= 32, > 32), grad_input's phase and expand modes. CPU NHWC: blocks of 8 interior pixels, border
-# pixels, channel tails (C not a multiple of 16), unit stride's sliding blocks (dilation 1, 2, 3),
+# <= 32, > 32), whole planes as one flat row (unit stride, 64 planes or more, rows <= 32 wide or
+# a padded pitch well under the row's rounded width), grad_input's phase and expand modes.
+# CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16), unit stride's sliding blocks (dilation 1, 2, 3),
 # zero-padded rows for kernels wider than 7 (padding beyond the input's end, multiplier 2),
 # grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
 # general path. CUDA: the tiled forward and the direct forward (tiles over 48 KiB), the vector
@@ -109,6 +110,10 @@ SPECIAL = [
     dict(N=1, C=9, m=2, kh=2, kw=11, H=4, W=26, stride=(1, 1), padding=(0, 3), dilation=(2, 1), bias=False),
     dict(N=1, C=16, m=1, kh=17, kw=17, H=20, W=20, stride=(1, 1), padding=8, dilation=(1, 1), bias=True),
     dict(N=1, C=8, m=1, kh=2, kw=40, H=3, W=45, stride=(1, 1), padding=(0, 2), dilation=(1, 1), bias=True),
+    dict(N=2, C=40, m=1, kh=5, kw=5, H=11, W=14, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
+    dict(N=1, C=33, m=2, kh=3, kw=4, H=9, W=20, stride=(1, 1), padding="same", dilation=(2, 3), bias=False),
+    dict(N=4, C=20, m=1, kh=3, kw=3, H=7, W=25, stride=(1, 1), padding=(0, 4), dilation=(1, 1), bias=True),
+    dict(N=2, C=40, m=1, kh=3, kw=3, H=6, W=33, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
 ]
 
 

@@ -284,6 +284,53 @@ inline int64_t block_for(int64_t n) {
   return n > 2 * L ? 4 * L : (n > L ? 2 * L : L);
 }
 
+// NCHW forward of whole planes with unit stride: the plane, zero-padded to a pitch of
+// Wp = out_w + (kW - 1) * dW columns and Hp = out_h + (kH - 1) * dH rows, is one long row, and
+// result oh * Wp + ow reads buf[(oh + kh * dH) * Wp + ow + kw * dW]. One correlate_row over
+// out_h * Wp results (the kernel rows as entries, the columns as offsets) replaces a call per
+// output row, whose fixed costs dominate narrow rows; the Wp - out_w extra results of each row
+// are computed and dropped.
+template <typename scalar_t, typename acc_t>
+void forward_nchw_flat(const DepthwiseParams& p, const scalar_t* in, const acc_t* w,
+                       const scalar_t* bias, scalar_t* out) {
+  constexpr int L = Simd<acc_t>::kLanes;
+  constexpr int K = 4;
+  const int64_t kH = p.kernel_h, kW = p.kernel_w, taps = kH * kW;
+  const int64_t Wp = p.out_w + (kW - 1) * p.dil_w;
+  const int64_t Hp = p.out_h + (kH - 1) * p.dil_h;
+  const int64_t n = p.out_h * Wp;
+  const int64_t n_round = ceil_div(n, K * L) * K * L;
+  // correlate_row reads entry kh from kh * dH * Wp to n_round + (kW - 1) * dW past it.
+  const int64_t buf_len = std::max(Hp * Wp, (kH - 1) * p.dil_h * Wp + n_round + (kW - 1) * p.dil_w);
+  std::vector<int64_t> offset(kW);
+  for (int64_t kw = 0; kw < kW; ++kw) offset[kw] = kw * p.dil_w;
+  at::parallel_for(0, p.batch * p.out_channels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf(buf_len, acc_t(0)), res(n_round);  // past Hp * Wp: zeros, never written
+    std::vector<Entry<acc_t>> entries(kH);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t nb = plane / p.out_channels, co = plane % p.out_channels;
+      const scalar_t* x = in + (nb * p.channels + co / p.mult) * p.in_h * p.in_w;
+      for (int64_t r = 0; r < Hp; ++r) {
+        const int64_t ih = r - p.pad_h;
+        acc_t* dst = buf.data() + r * Wp;
+        if (ih < 0 || ih >= p.in_h) {
+          std::fill(dst, dst + Wp, acc_t(0));
+        } else {
+          shifted_copy(dst, Wp, x + ih * p.in_w, p.in_w, p.pad_w);
+        }
+      }
+      const acc_t* wc = w + co * taps;
+      for (int64_t kh = 0; kh < kH; ++kh) entries[kh] = {buf.data() + kh * p.dil_h * Wp, wc + kh * kW};
+      correlate_row<K>(res.data(), n, bias ? static_cast<acc_t>(bias[co]) : acc_t(0), entries.data(),
+                       kH, offset.data(), kW);
+      scalar_t* o = out + plane * p.out_h * p.out_w;
+      for (int64_t oh = 0; oh < p.out_h; ++oh)
+        for (int64_t ow = 0; ow < p.out_w; ++ow)
+          o[oh * p.out_w + ow] = static_cast<scalar_t>(res[oh * Wp + ow]);
+    }
+  });
+}
+
 template <typename scalar_t>
 void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
                   const scalar_t* bias, scalar_t* out) {
@@ -291,9 +338,18 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   const int64_t taps = p.kernel_h * p.kernel_w;
   const auto w = to_acc<scalar_t, acc_t>(weight, p.out_channels * taps);
   const int64_t planes = p.batch * p.out_channels;
+  const int64_t n_round = ceil_div(p.out_w, block_for<acc_t>(p.out_w)) * block_for<acc_t>(p.out_w);
+  // Whole planes as one flat row when rows are narrow (per-row costs dominate), or when the padded
+  // pitch computes at most 3/4 of the lanes a row-by-row pass would (33-wide rows round up to 64
+  // lanes). Wider rows keep the row pairs, which share each load between two output rows.
+  const int64_t pitch = p.out_w + (p.kernel_w - 1) * p.dil_w;
+  if (p.stride_h == 1 && p.stride_w == 1 && planes >= 64 &&
+      (p.out_w <= 32 || 4 * pitch <= 3 * n_round)) {
+    forward_nchw_flat(p, in, w.data(), bias, out);
+    return;
+  }
   const int64_t rblocks = split_rows(planes, p.out_h);
   const int64_t rows_per = ceil_div(p.out_h, rblocks);
-  const int64_t n_round = ceil_div(p.out_w, block_for<acc_t>(p.out_w)) * block_for<acc_t>(p.out_w);
   const TapRows t = forward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
   // Pairs of output rows share all but one input row when stride and dilation along H are 1.
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
