@@ -86,9 +86,10 @@ def test_random_large_kernels_match_reference(device, seed):
 # mode (stride 3 with a 1-wide kernel), register blocks of 1, 2 and 4 vectors (row widths <= 16,
 # <= 32, > 32), whole planes as one flat row (unit stride, 64 planes or more, rows <= 32 wide or
 # a padded pitch well under the row's rounded width), grad_input's phase and expand modes.
-# CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16), unit stride's sliding blocks (dilation 1, 2, 3),
-# zero-padded rows for kernels wider than 7 (padding beyond the input's end, multiplier 2),
-# grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
+# CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16),
+# unit stride's sliding blocks (dilation 1, 2, 3), zero-padded rows for kernels wider than 7
+# (padding beyond the input's end, multiplier 2), grad_weight's kernel rows at once (widths 3, 5,
+# 7), grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
 # general path. CUDA: the tiled forward and the direct forward (tiles over 48 KiB), the vector
 # channels_last forward (C a multiple of 16 bytes' worth), the row-chunk grad_weight kernels
 # (kernel widths up to 3, 5, 7, 16, 32) and the per-tap ones (wider), both layouts of every kernel.
