@@ -1155,11 +1155,11 @@ at::Tensor depthwise_conv2d_backward_input_cpu(const at::Tensor& grad_output,
                                   "atrous_dw_bwd_input", [&] {
     const DepthwiseParams& q = s.p;
     DepthwiseParams t;
-    if (q.layout == Layout::kNHWC && flipped_forward_params(q, &t)) {
+    if (flipped_forward_params(q, &t)) {  // unit stride: the forward with the flipped kernel
       const at::Tensor flipped = s.weight.flip({2, 3}).contiguous();
-      forward_nhwc<scalar_t>(t, s.grad_output.const_data_ptr<scalar_t>(),
-                             flipped.const_data_ptr<scalar_t>(), nullptr,
-                             s.grad_input.mutable_data_ptr<scalar_t>());
+      auto* fwd = q.layout == Layout::kNHWC ? &forward_nhwc<scalar_t> : &forward_nchw<scalar_t>;
+      fwd(t, s.grad_output.const_data_ptr<scalar_t>(), flipped.const_data_ptr<scalar_t>(), nullptr,
+          s.grad_input.mutable_data_ptr<scalar_t>());
       return;
     }
     auto* f = q.layout == Layout::kNHWC ? &backward_input_nhwc<scalar_t>
