@@ -1,6 +1,7 @@
 // CPU kernels for max-unpool: the gather form (one pass over the output, no separate zero-fill of
-// the whole output) and the deterministic scatter form; see csrc/common/unpool_params.h. Indices are validated in the same pass; an invalid one raises after
-// the pass, so the caller never sees the partly written output.
+// the whole output) and the deterministic scatter form; see csrc/common/unpool_params.h. Indices
+// are validated in the same pass; an invalid one raises after the pass, so the caller never sees
+// the partly written output.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
