@@ -30,7 +30,9 @@ run() {  # run <name> <limit s> <command...>
   note "$name: rc=$rc in $((SECONDS - t0)) s"
   tail -n 3 "$LOGS/$name.log" | cut -c1-300 | sed 's/^/    /' | tee -a "$summary"
 }
-note "date $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
+# The lent machine's copy of the tree has carried a stale .git (it printed the session's first
+# commit for every run), so pass ATROUS_COMMIT=$(git rev-parse --short HEAD) from the checkout.
+note "date $(date -u +%FT%TZ) commit ${ATROUS_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo +dirty) (git on this machine)}"
 note "$(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"
 note "$(python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1)"
 # Packages the device image lacks travel as wheels in .whl (carried by the device tool).
