@@ -85,7 +85,8 @@ def test_random_large_kernels_match_reference(device, seed):
 # CPU NCHW: rows prepared in phase mode (stride 1: one shifted copy; stride 2: two phases) or expand
 # mode (stride 3 with a 1-wide kernel), register blocks of 1, 2 and 4 vectors (row widths <= 16,
 # <= 32, > 32), whole planes as one flat row (unit stride, 64 planes or more, rows <= 32 wide or
-# a padded pitch well under the row's rounded width), grad_input's phase and expand modes.
+# a padded pitch well under the row's rounded width), grad_input's phase and expand modes,
+# grad_weight's kernel rows at once (widths 3, 5, 7) and per tap (other widths).
 # CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16),
 # unit stride's sliding blocks (dilation 1, 2, 3), zero-padded rows for kernels wider than 7
 # (padding beyond the input's end, multiplier 2), grad_weight's kernel rows at once (widths 3, 5,

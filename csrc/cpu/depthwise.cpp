@@ -499,6 +499,29 @@ inline void dot_lanes(acc_t* __restrict lanes, const acc_t* __restrict g, const 
   for (int k = 0; k < K; ++k) S::store(lanes + k * L, S::load(lanes + k * L) + a[k]);
 }
 
+// lanes[kw * L + i] += sum over rows and vectors of g[o + i] * x[offset[kw] + o + i] for the KW
+// taps of one kernel row: each grad_output vector is loaded once for the KW taps, and the sums stay
+// in registers over all the rows given (rows[r] pairs a prepared input row with a grad row).
+template <int KW, typename acc_t>
+inline void row_taps_nchw(acc_t* __restrict lanes, const acc_t* const* xrows,
+                          const acc_t* const* grows, int64_t n_rows, const int64_t* offset,
+                          int64_t n_round) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  V a[KW];
+  for (int kw = 0; kw < KW; ++kw) a[kw] = S::broadcast(0);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const acc_t* g = grows[r];
+    const acc_t* x = xrows[r];
+    for (int64_t o0 = 0; o0 < n_round; o0 += L) {
+      const V gv = S::load(g + o0);
+      for (int kw = 0; kw < KW; ++kw) a[kw] += gv * S::load(x + offset[kw] + o0);
+    }
+  }
+  for (int kw = 0; kw < KW; ++kw) S::store(lanes + kw * L, S::load(lanes + kw * L) + a[kw]);
+}
+
 template <typename scalar_t>
 void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
                           scalar_t* gw) {
@@ -507,9 +530,14 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
   const int64_t Bn = block_for<acc_t>(p.out_w);  // values per lane block
   const int64_t n_round = ceil_div(p.out_w, Bn) * Bn;
   const TapRows t = forward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
+  // Kernel widths 3, 5 and 7 take a kernel row's taps at once (row_taps_nchw); the sums of tap t
+  // then sit in lanes[t * L ...] (one vector) rather than lanes[t * Bn ...].
+  const bool row_taps = p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7;
+  constexpr int L = Simd<acc_t>::kLanes;
   at::parallel_for(0, p.out_channels, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> xbuf(p.in_h * t.len), gbuf(p.out_h * n_round, acc_t(0));
     std::vector<acc_t> lanes(taps * Bn);
+    std::vector<const acc_t*> xr(p.out_h), gr(p.out_h);
     for (int64_t co = begin; co < end; ++co) {
       std::fill(lanes.begin(), lanes.end(), acc_t(0));
       for (int64_t n = 0; n < p.batch; ++n) {
@@ -521,6 +549,27 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
         for (int64_t oh = 0; oh < p.out_h; ++oh)
           for (int64_t ow = 0; ow < p.out_w; ++ow)
             gbuf[oh * n_round + ow] = static_cast<acc_t>(g[oh * p.out_w + ow]);
+        if (row_taps) {
+          // A kernel row's taps at once, over all the output rows that reach it.
+          for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+            int64_t nr = 0;
+            for (int64_t oh = 0; oh < p.out_h; ++oh) {
+              const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+              if (ih < 0 || ih >= p.in_h) continue;
+              xr[nr] = xbuf.data() + ih * t.len;
+              gr[nr++] = gbuf.data() + oh * n_round;
+            }
+            acc_t* l = lanes.data() + kh * p.kernel_w * L;
+            if (p.kernel_w == 3) {
+              row_taps_nchw<3>(l, xr.data(), gr.data(), nr, t.offset.data(), n_round);
+            } else if (p.kernel_w == 5) {
+              row_taps_nchw<5>(l, xr.data(), gr.data(), nr, t.offset.data(), n_round);
+            } else {
+              row_taps_nchw<7>(l, xr.data(), gr.data(), nr, t.offset.data(), n_round);
+            }
+          }
+          continue;
+        }
         for (int64_t oh = 0; oh < p.out_h; ++oh) {
           const acc_t* grow = gbuf.data() + oh * n_round;
           for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
@@ -538,7 +587,11 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
       }
       for (int64_t tap = 0; tap < taps; ++tap) {
         acc_t s = 0;
-        for (int64_t i = 0; i < Bn; ++i) s += lanes[tap * Bn + i];
+        if (row_taps) {
+          for (int64_t i = 0; i < L; ++i) s += lanes[tap * L + i];
+        } else {
+          for (int64_t i = 0; i < Bn; ++i) s += lanes[tap * Bn + i];
+        }
         gw[co * taps + tap] = static_cast<scalar_t>(s);
       }
     }
