@@ -501,7 +501,8 @@ inline void dot_lanes(acc_t* __restrict lanes, const acc_t* __restrict g, const 
 
 // lanes[kw * L + i] += sum over rows and vectors of g[o + i] * x[offset[kw] + o + i] for the KW
 // taps of one kernel row: each grad_output vector is loaded once for the KW taps, and the sums stay
-// in registers over all the rows given (rows[r] pairs a prepared input row with a grad row).
+// in registers over all the rows given (xrows[r]: the prepared input row that grad row grows[r]
+// meets at this kernel row).
 template <int KW, typename acc_t>
 inline void row_taps_nchw(acc_t* __restrict lanes, const acc_t* const* xrows,
                           const acc_t* const* grows, int64_t n_rows, const int64_t* offset,
