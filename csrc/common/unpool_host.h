@@ -8,6 +8,18 @@
 
 namespace atrous {
 
+// The sizes and layout of one max-unpool: the (N, C, H, W) values or indices `t` and an
+// out_h x out_w output plane.
+inline void set_unpool_dims(UnpoolParams* p, const at::Tensor& t, int64_t out_h, int64_t out_w) {
+  p->batch = t.size(0);
+  p->channels = t.size(1);
+  p->in_h = t.size(2);
+  p->in_w = t.size(3);
+  p->out_h = out_h;
+  p->out_w = out_w;
+  p->layout = layout_of(t);
+}
+
 struct UnpoolSetup {
   UnpoolParams p;
   at::Tensor input, indices, output;
@@ -34,19 +46,13 @@ inline UnpoolSetup setup_max_unpool(const at::Tensor& input, const at::Tensor& i
   }
   UnpoolSetup s;
   UnpoolParams& p = s.p;
-  p.batch = input.size(0);
-  p.channels = input.size(1);
-  p.in_h = input.size(2);
-  p.in_w = input.size(3);
-  p.out_h = output_size[0];
-  p.out_w = output_size[1];
+  set_unpool_dims(&p, input, output_size[0], output_size[1]);
   p.kernel_h = kernel_size[0];
   p.kernel_w = kernel_size[1];
   p.stride_h = stride[0];
   p.stride_w = stride[1];
   p.pad_h = padding[0];
   p.pad_w = padding[1];
-  p.layout = layout_of(input);
   // (The padding bound keeps every region non-empty: max-pool's own padding is <= kernel / 2.)
   p.gather = p.stride_h >= p.kernel_h && p.stride_w >= p.kernel_w &&
              p.out_h >= unpool_default_size(p.in_h, p.kernel_h, p.stride_h, p.pad_h) &&
@@ -91,13 +97,7 @@ inline UnpoolBackwardSetup setup_max_unpool_backward(const at::Tensor& grad_outp
               "atrous: indices must be on grad_output's device");
   UnpoolBackwardSetup s;
   UnpoolParams& p = s.p;
-  p.batch = indices.size(0);
-  p.channels = indices.size(1);
-  p.in_h = indices.size(2);
-  p.in_w = indices.size(3);
-  p.out_h = grad_output.size(2);
-  p.out_w = grad_output.size(3);
-  p.layout = layout_of(indices);
+  set_unpool_dims(&p, indices, grad_output.size(2), grad_output.size(3));
   s.indices = in_layout(indices, p.layout);
   s.grad_output = in_layout(grad_output, p.layout);
   s.grad_input = at::empty(indices.sizes(),

@@ -175,6 +175,31 @@ struct Entry {
   const acc_t* w;
 };
 
+// a[k] += w[kw] * row[offset[kw] + k * L] summed over the kW taps, for K vectors.
+template <int K, typename acc_t>
+inline void accumulate_taps(typename Simd<acc_t>::vec (&a)[K], const acc_t* row, const acc_t* w,
+                            const int64_t* offset, int64_t kW) {
+  using S = Simd<acc_t>;
+  for (int64_t kw = 0; kw < kW; ++kw) {
+    const auto wv = S::broadcast(w[kw]);
+    const acc_t* v = row + offset[kw];
+    for (int k = 0; k < K; ++k) a[k] += wv * S::load(v + k * S::kLanes);
+  }
+}
+
+// Stores the first m (<= K * L) values of the K vectors a at out, converting to scalar_t.
+template <int K, typename scalar_t, typename V>
+inline void store_block(scalar_t* out, const V (&a)[K], int64_t m) {
+  using acc_t = std::remove_cv_t<std::remove_reference_t<decltype(a[0][0])>>;
+  using S = Simd<acc_t>;
+  constexpr int L = S::kLanes;
+  int64_t i = 0;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    for (; i + L <= m; i += L) S::store(out + i, a[i / L]);
+  }
+  for (; i < m; ++i) out[i] = static_cast<scalar_t>(a[i / L][i % L]);
+}
+
 // out[i] = init + sum_e sum_kw e.w[kw] * e.row[offset[kw] + i], for i < n, K vectors at a time
 // held in registers across all taps (rows are readable up to n rounded up to the block).
 template <int K, typename scalar_t, typename acc_t>
@@ -186,21 +211,9 @@ void correlate_row(scalar_t* __restrict out, int64_t n, acc_t init, const Entry<
   for (int64_t o0 = 0; o0 < n; o0 += K * L) {
     V acc[K];
     for (int k = 0; k < K; ++k) acc[k] = S::broadcast(init);
-    for (int64_t e = 0; e < n_entries; ++e) {
-      const acc_t* row = entries[e].row + o0;
-      const acc_t* w = entries[e].w;
-      for (int64_t kw = 0; kw < kW; ++kw) {
-        const V wv = S::broadcast(w[kw]);
-        const acc_t* v = row + offset[kw];
-        for (int k = 0; k < K; ++k) acc[k] += wv * S::load(v + k * L);
-      }
-    }
-    const int64_t m = std::min<int64_t>(K * L, n - o0);
-    int64_t i = 0;
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      for (; i + L <= m; i += L) S::store(out + o0 + i, acc[i / L]);
-    }
-    for (; i < m; ++i) out[o0 + i] = static_cast<scalar_t>(acc[i / L][i % L]);
+    for (int64_t e = 0; e < n_entries; ++e)
+      accumulate_taps<K>(acc, entries[e].row + o0, entries[e].w, offset, kW);
+    store_block<K>(out + o0, acc, std::min<int64_t>(K * L, n - o0));
   }
 }
 
@@ -239,28 +252,15 @@ void correlate_row2(scalar_t* __restrict out0, scalar_t* __restrict out1, int64_
             a1[k] += w1v * x;
           }
         }
-      } else {  // the first or last row of the window pair feeds one output row only
-        V* a = w0 ? a0 : a1;
-        const acc_t* wv = w0 ? w0 : w1;
-        for (int64_t kw = 0; kw < kW; ++kw) {
-          const V wb = S::broadcast(wv[kw]);
-          const acc_t* v = row + offset[kw];
-          for (int k = 0; k < K; ++k) a[k] += wb * S::load(v + k * L);
-        }
+      } else if (w0) {  // the first or last row of the window pair feeds one output row only
+        accumulate_taps<K>(a0, row, w0, offset, kW);
+      } else {
+        accumulate_taps<K>(a1, row, w1, offset, kW);
       }
     }
     const int64_t m = std::min<int64_t>(K * L, n - o0);
-    int64_t i = 0;
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      for (; i + L <= m; i += L) {
-        S::store(out0 + o0 + i, a0[i / L]);
-        S::store(out1 + o0 + i, a1[i / L]);
-      }
-    }
-    for (; i < m; ++i) {
-      out0[o0 + i] = static_cast<scalar_t>(a0[i / L][i % L]);
-      out1[o0 + i] = static_cast<scalar_t>(a1[i / L][i % L]);
-    }
+    store_block<K>(out0 + o0, a0, m);
+    store_block<K>(out1 + o0, a1, m);
   }
 }
 

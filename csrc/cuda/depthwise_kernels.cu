@@ -478,6 +478,58 @@ __device__ void reduce_chunk_nchw(A (&acc)[ROWS][KW], A* scratch, int rows, int 
   __syncthreads();
 }
 
+// Block b of a row-chunk kernel: its split of the positions, its chunk of kernel rows [kh0,
+// kh0 + rows), and the channel (NCHW) or channel group (NHWC) it serves.
+struct ChunkBlock {
+  int64_t split, outer;
+  int kh0, rows;
+};
+
+template <int ROWS>
+__device__ __forceinline__ ChunkBlock chunk_block(int64_t b, const WeightGrid& g, int64_t kernel_h) {
+  ChunkBlock cb;
+  cb.split = b % g.splits;
+  cb.outer = b / (g.splits * g.chunks);
+  cb.kh0 = static_cast<int>(((b / g.splits) % g.chunks) * ROWS);
+  cb.rows = static_cast<int>(std::min<int64_t>(ROWS, kernel_h - cb.kh0));
+  return cb;
+}
+
+// Adds gv times the input under output position q to the chunk's sums: `image` is the input of
+// q's batch element at the right channel, rows row_stride and columns col_stride elements apart.
+template <typename T, typename A, int KW, int ROWS>
+__device__ __forceinline__ void accumulate_chunk(A (&acc)[ROWS][KW], const DepthwiseParams& p,
+                                                 const ChunkBlock& cb, int oh, int ow, A gv,
+                                                 const T* image, int64_t row_stride,
+                                                 int64_t col_stride) {
+  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
+  const int kw_n = static_cast<int>(p.kernel_w);
+  const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h) +
+                  cb.kh0 * static_cast<int>(p.dil_h);
+  const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) {
+    const int ih = ih0 + r * static_cast<int>(p.dil_h);
+    if (r < cb.rows && ih >= 0 && ih < in_h) {
+      const T* src = image + int64_t(ih) * row_stride;
+#pragma unroll
+      for (int k = 0; k < KW; ++k) {
+        const int iw = iw0 + k * static_cast<int>(p.dil_w);
+        if (k < kw_n && iw >= 0 && iw < in_w) acc[r][k] += gv * load(src + int64_t(iw) * col_stride);
+      }
+    }
+  }
+}
+
+// Output position q (flat over N, oH, oW) as (n, oh, ow).
+__device__ __forceinline__ void position_of(int64_t q, const DivU32& div_ow, const DivU32& div_oh,
+                                            const DepthwiseParams& p, uint32_t* n, int* oh, int* ow) {
+  const uint32_t row = div_ow.div(static_cast<uint32_t>(q));
+  *n = div_oh.div(row);
+  *ow = static_cast<int>(static_cast<uint32_t>(q) - row * static_cast<uint32_t>(p.out_w));
+  *oh = static_cast<int>(row - *n * static_cast<uint32_t>(p.out_h));
+}
+
 template <typename T, int KW, int ROWS>
 __global__ void __launch_bounds__(kThreads)
     backward_weight_nchw_rows(DepthwiseParams p, WeightGrid g, DivU32 div_ow, DivU32 div_oh,
@@ -489,44 +541,25 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t positions = p.batch * p.out_h * p.out_w;
   const int64_t total = p.out_channels * g.chunks * g.splits;
   const int kw_n = static_cast<int>(p.kernel_w);
-  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
   for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
-    const int64_t split = b % g.splits;
-    const int64_t chunk = (b / g.splits) % g.chunks;
-    const int64_t co = b / (g.splits * g.chunks);
-    const int kh0 = static_cast<int>(chunk * ROWS);
-    const int rows = static_cast<int>(std::min<int64_t>(ROWS, p.kernel_h - kh0));
-    const int64_t c = co / p.mult;
+    const ChunkBlock cb = chunk_block<ROWS>(b, g, p.kernel_h);
+    const int64_t co = cb.outer, c = co / p.mult;
     A acc[ROWS][KW];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
       for (int k = 0; k < KW; ++k) acc[r][k] = A(0);
-    const int64_t q1 = std::min<int64_t>((split + 1) * g.per_split, positions);
-    for (int64_t q = split * g.per_split + threadIdx.x; q < q1; q += kThreads) {
-      const uint32_t row = div_ow.div(static_cast<uint32_t>(q));
-      const uint32_t n = div_oh.div(row);
-      const int ow = static_cast<int>(static_cast<uint32_t>(q) - row * static_cast<uint32_t>(p.out_w));
-      const int oh = static_cast<int>(row - n * static_cast<uint32_t>(p.out_h));
+    const int64_t q1 = std::min<int64_t>((cb.split + 1) * g.per_split, positions);
+    for (int64_t q = cb.split * g.per_split + threadIdx.x; q < q1; q += kThreads) {
+      uint32_t n;
+      int oh, ow;
+      position_of(q, div_ow, div_oh, p, &n, &oh, &ow);
       const A gv = load(go + ((int64_t(n) * p.out_channels + co) * p.out_h + oh) * p.out_w + ow);
-      const T* in_plane = in + (int64_t(n) * p.channels + c) * p.in_h * p.in_w;
-      const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h) + kh0 * static_cast<int>(p.dil_h);
-      const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
-#pragma unroll
-      for (int r = 0; r < ROWS; ++r) {
-        const int ih = ih0 + r * static_cast<int>(p.dil_h);
-        if (r < rows && ih >= 0 && ih < in_h) {
-          const T* src = in_plane + int64_t(ih) * in_w;
-#pragma unroll
-          for (int k = 0; k < KW; ++k) {
-            const int iw = iw0 + k * static_cast<int>(p.dil_w);
-            if (k < kw_n && iw >= 0 && iw < in_w) acc[r][k] += gv * load(src + iw);
-          }
-        }
-      }
+      accumulate_chunk<T>(acc, p, cb, oh, ow, gv, in + (int64_t(n) * p.channels + c) * p.in_h * p.in_w,
+                          p.in_w, 1);
     }
-    reduce_chunk_nchw<A, KW, ROWS>(acc, scratch, rows, kw_n, partial + co * taps * g.splits,
-                                   int64_t(kh0) * kw_n, g.splits, split);
+    reduce_chunk_nchw<A, KW, ROWS>(acc, scratch, cb.rows, kw_n, partial + co * taps * g.splits,
+                                   int64_t(cb.kh0) * kw_n, g.splits, cb.split);
   }
 }
 
@@ -545,15 +578,10 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t positions = p.batch * p.out_h * p.out_w;
   const int64_t total = groups * g.chunks * g.splits;
   const int kw_n = static_cast<int>(p.kernel_w);
-  const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
   const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
   for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
-    const int64_t split = b % g.splits;
-    const int64_t chunk = (b / g.splits) % g.chunks;
-    const int64_t grp = b / (g.splits * g.chunks);
-    const int kh0 = static_cast<int>(chunk * ROWS);
-    const int rows = static_cast<int>(std::min<int64_t>(ROWS, p.kernel_h - kh0));
-    const int64_t co = grp * 32 + tx;
+    const ChunkBlock cb = chunk_block<ROWS>(b, g, p.kernel_h);
+    const int64_t co = cb.outer * 32 + tx;
     A acc[ROWS][KW];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
@@ -561,42 +589,28 @@ __global__ void __launch_bounds__(kThreads)
       for (int k = 0; k < KW; ++k) acc[r][k] = A(0);
     if (co < Co) {
       const int64_t c = co / p.mult;
-      const int64_t q1 = std::min<int64_t>((split + 1) * g.per_split, positions);
-      for (int64_t q = split * g.per_split + ty; q < q1; q += 8) {
-        const uint32_t row = div_ow.div(static_cast<uint32_t>(q));
-        const uint32_t n = div_oh.div(row);
-        const int ow = static_cast<int>(static_cast<uint32_t>(q) - row * static_cast<uint32_t>(p.out_w));
-        const int oh = static_cast<int>(row - n * static_cast<uint32_t>(p.out_h));
+      const int64_t q1 = std::min<int64_t>((cb.split + 1) * g.per_split, positions);
+      for (int64_t q = cb.split * g.per_split + ty; q < q1; q += 8) {
+        uint32_t n;
+        int oh, ow;
+        position_of(q, div_ow, div_oh, p, &n, &oh, &ow);
         const A gv = load(go + q * Co + co);
-        const T* in_n = in + int64_t(n) * p.in_h * p.in_w * p.channels + c;
-        const int ih0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h) + kh0 * static_cast<int>(p.dil_h);
-        const int iw0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-          const int ih = ih0 + r * static_cast<int>(p.dil_h);
-          if (r < rows && ih >= 0 && ih < in_h) {
-            const T* src = in_n + int64_t(ih) * in_w * p.channels;
-#pragma unroll
-            for (int k = 0; k < KW; ++k) {
-              const int iw = iw0 + k * static_cast<int>(p.dil_w);
-              if (k < kw_n && iw >= 0 && iw < in_w) acc[r][k] += gv * load(src + int64_t(iw) * p.channels);
-            }
-          }
-        }
+        accumulate_chunk<T>(acc, p, cb, oh, ow, gv, in + int64_t(n) * p.in_h * p.in_w * p.channels + c,
+                            p.in_w * p.channels, p.channels);
       }
     }
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
 #pragma unroll
       for (int k = 0; k < KW; ++k) {
-        if (r < rows && k < kw_n) {  // the same for the whole block
+        if (r < cb.rows && k < kw_n) {  // the same for the whole block
           __syncthreads();
           scratch[ty][tx] = acc[r][k];
           __syncthreads();
           if (ty == 0 && co < Co) {
             A sum = 0;
             for (int l = 0; l < 8; ++l) sum += scratch[l][tx];
-            partial[(co * taps + int64_t(kh0 + r) * kw_n + k) * g.splits + split] = sum;
+            partial[(co * taps + int64_t(cb.kh0 + r) * kw_n + k) * g.splits + cb.split] = sum;
           }
         }
       }
