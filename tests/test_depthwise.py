@@ -87,9 +87,11 @@ def test_random_large_kernels_match_reference(device, seed):
 # <= 32, > 32), whole planes as one flat row (unit stride, 64 planes or more, rows <= 32 wide or
 # a padded pitch well under the row's rounded width), grad_input's phase and expand modes,
 # grad_weight's kernel rows at once (widths 3, 5, 7) and per tap (other widths).
+# CPU NCHW column sweeps (square kernels 3, 5, 7; unit stride with dilation phases, or stride 2).
 # CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16),
 # unit stride's sliding blocks (dilation 1, 2, 3), zero-padded rows for kernels wider than 7
-# (padding beyond the input's end, multiplier 2), grad_weight's kernel rows at once (widths 3, 5,
+# (padding beyond the input's end, multiplier 2), pairs of output rows (kernel widths other than
+# 3), channel tails in narrower vectors, grad_weight's kernel rows at once (widths 3, 5,
 # 7), grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
 # general path. CUDA: the tiled forward and the direct forward (tiles over 48 KiB), the vector
 # channels_last forward (C a multiple of 16 bytes' worth), the row-chunk grad_weight kernels
@@ -116,6 +118,22 @@ SPECIAL = [
     dict(N=1, C=33, m=2, kh=3, kw=4, H=9, W=20, stride=(1, 1), padding="same", dilation=(2, 3), bias=False),
     dict(N=4, C=20, m=1, kh=3, kw=3, H=7, W=25, stride=(1, 1), padding=(0, 4), dilation=(1, 1), bias=True),
     dict(N=2, C=40, m=1, kh=3, kw=3, H=6, W=33, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
+    # NCHW column sweeps: unit stride with rows dH apart (phases), short last sweeps (<= 4 rows
+    # and more), stride 2 with its column phases, multiplier 2, row blocks of one plane.
+    dict(N=1, C=3, m=1, kh=3, kw=3, H=23, W=28, stride=(1, 1), padding=2, dilation=(3, 2), bias=True),
+    dict(N=2, C=2, m=2, kh=5, kw=5, H=13, W=21, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
+    dict(N=1, C=2, m=1, kh=7, kw=7, H=42, W=30, stride=(1, 1), padding=3, dilation=(1, 1), bias=False),
+    dict(N=1, C=3, m=1, kh=3, kw=3, H=41, W=64, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+    dict(N=2, C=2, m=2, kh=5, kw=5, H=19, W=71, stride=(2, 2), padding=2, dilation=(1, 2), bias=True),
+    dict(N=2, C=40, m=1, kh=3, kw=3, H=21, W=20, stride=(1, 1), padding=(2, 1), dilation=(2, 1), bias=True),
+    dict(N=2, C=36, m=1, kh=3, kw=3, H=37, W=64, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
+    # NHWC: pairs of output rows (kernel widths 5, 7, 9 and 4; unit stride, dilation 1 along H;
+    # batches large enough for tasks of several rows) with an odd row left over, dilation along W,
+    # channel tails of every narrower width.
+    dict(N=8, C=37, m=1, kh=5, kw=5, H=12, W=19, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
+    dict(N=16, C=29, m=1, kh=7, kw=7, H=11, W=30, stride=(1, 1), padding=3, dilation=(1, 2), bias=True),
+    dict(N=16, C=15, m=2, kh=9, kw=9, H=14, W=20, stride=(1, 1), padding=4, dilation=(1, 1), bias=False),
+    dict(N=8, C=23, m=1, kh=4, kw=4, H=10, W=25, stride=(1, 1), padding=(2, 1), dilation=(1, 1), bias=True),
 ]
 
 
@@ -123,6 +141,15 @@ SPECIAL = [
 @pytest.mark.parametrize("idx", range(len(SPECIAL)))
 def test_specialised_paths(device, layout, idx):
     check_config(SPECIAL[idx], device, layout)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("idx", range(len(SPECIAL)))
+def test_specialised_paths_float32(device, layout, idx):
+    # float32 runs vectors of twice as many lanes as float64 (other channel tails, other row
+    # roundings); the reference is float64, the tolerance float32's.
+    out = check_config(SPECIAL[idx], device, layout, dtype=torch.float32, atol=1e-4, rtol=1e-4)
+    assert out.dtype == torch.float32
 
 
 # --- 3. half types ---------------------------------------------------------------------------

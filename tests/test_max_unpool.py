@@ -102,6 +102,24 @@ def test_index_outside_its_window_gives_the_scatter_result(device, layout, kerne
         assert torch.equal(outs[0].cpu(), atrous.max_unpool2d(vals, idx, kernel, stride))
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("batch,channels", [(1, 40), (3, 5)])
+@pytest.mark.parametrize("spread", ["windows", "anywhere"])
+def test_overlapping_windows_scatter(device, layout, batch, channels, spread):
+    # Overlapping windows take the scatter form; channels_last zeroes the output rows as it goes
+    # (whole images, or blocks of channels when images are fewer than threads). Indices anywhere in
+    # the plane, far below the rows zeroed so far, must still give the scatter result.
+    g = torch.Generator().manual_seed(batch * 100 + channels)
+    x = torch.randn(batch, channels, 23, 21, generator=g)
+    vals, idx = pooled(x, 3, 2, 1)
+    if spread == "anywhere":
+        idx = torch.randint(0, 23 * 21, idx.shape, generator=g)
+    expected = latest_wins_reference(vals, idx, 23, 21)
+    out = atrous.max_unpool2d(in_layout(vals.to(device), layout), in_layout(idx.to(device), layout),
+                              3, 2, 1, (23, 21))
+    assert torch.equal(out.cpu(), expected)
+
+
 def test_many_duplicates_are_deterministic(device):
     g = torch.Generator().manual_seed(7)
     vals = torch.randn(2, 4, 9, 9, generator=g)

@@ -17,6 +17,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -54,18 +57,33 @@ std::vector<acc_t> transposed_weight(const scalar_t* weight, int64_t Co, int64_t
 
 // 64-byte SIMD vectors through the GCC/Clang vector extension: the compiler maps them onto the
 // target's registers (one AVX-512 register, two AVX2 registers, four SSE registers), so the inner
-// loops are explicitly vectorised on every x86-64 (and aarch64) build.
-template <typename T>
+// loops are explicitly vectorised on every x86-64 (and aarch64) build. Simd<T, W> has W lanes
+// (narrower vectors take the channels_last forward's last channels).
+template <typename T, int W = 64 / static_cast<int>(sizeof(T))>
 struct Simd {
-  typedef T vec __attribute__((vector_size(64)));
-  static constexpr int kLanes = 64 / sizeof(T);
+  typedef T vec __attribute__((vector_size(W * sizeof(T))));
+  static constexpr int kLanes = W;
   static inline vec load(const T* p) {
     vec v;
     __builtin_memcpy(&v, p, sizeof(vec));
     return v;
   }
   static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
-  static inline vec broadcast(T x) { return vec{} + x; }
+  // Stores the first m (< W) lanes: one masked store on AVX-512.
+  static inline void store_first(T* p, vec v, int64_t m) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1), reinterpret_cast<__m512>(v));
+      return;
+    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << m) - 1), reinterpret_cast<__m512d>(v));
+      return;
+    }
+#endif
+    for (int64_t i = 0; i < m; ++i) p[i] = v[i];
+  }
+  // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
+  static inline vec broadcast(T x) { return x - vec{}; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -175,11 +193,24 @@ struct Entry {
   const acc_t* w;
 };
 
-// a[k] += w[kw] * row[offset[kw] + k * L] summed over the kW taps, for K vectors.
-template <int K, typename acc_t>
+// Calls f(std::integral_constant<int, KW>): KW the kernel width when it is 3, 5 or 7, else 0 (a
+// width known only at run time).
+template <typename F>
+inline void with_kernel_width(int64_t kW, F&& f) {
+  if (kW == 3) return f(std::integral_constant<int, 3>{});
+  if (kW == 5) return f(std::integral_constant<int, 5>{});
+  if (kW == 7) return f(std::integral_constant<int, 7>{});
+  f(std::integral_constant<int, 0>{});
+}
+
+// a[k] += w[kw] * row[offset[kw] + k * L] summed over the kW taps, for K vectors (KW: kW when
+// known at compile time, else 0).
+template <int K, int KW, typename acc_t>
 inline void accumulate_taps(typename Simd<acc_t>::vec (&a)[K], const acc_t* row, const acc_t* w,
                             const int64_t* offset, int64_t kW) {
   using S = Simd<acc_t>;
+  if constexpr (KW > 0) kW = KW;
+#pragma GCC unroll 8
   for (int64_t kw = 0; kw < kW; ++kw) {
     const auto wv = S::broadcast(w[kw]);
     const acc_t* v = row + offset[kw];
@@ -196,13 +227,15 @@ inline void store_block(scalar_t* out, const V (&a)[K], int64_t m) {
   int64_t i = 0;
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
     for (; i + L <= m; i += L) S::store(out + i, a[i / L]);
+    if (i < m) S::store_first(out + i, a[i / L], m - i);
+    return;
   }
   for (; i < m; ++i) out[i] = static_cast<scalar_t>(a[i / L][i % L]);
 }
 
 // out[i] = init + sum_e sum_kw e.w[kw] * e.row[offset[kw] + i], for i < n, K vectors at a time
 // held in registers across all taps (rows are readable up to n rounded up to the block).
-template <int K, typename scalar_t, typename acc_t>
+template <int K, int KW, typename scalar_t, typename acc_t>
 void correlate_row(scalar_t* __restrict out, int64_t n, acc_t init, const Entry<acc_t>* entries,
                    int64_t n_entries, const int64_t* offset, int64_t kW) {
   using S = Simd<acc_t>;
@@ -212,7 +245,7 @@ void correlate_row(scalar_t* __restrict out, int64_t n, acc_t init, const Entry<
     V acc[K];
     for (int k = 0; k < K; ++k) acc[k] = S::broadcast(init);
     for (int64_t e = 0; e < n_entries; ++e)
-      accumulate_taps<K>(acc, entries[e].row + o0, entries[e].w, offset, kW);
+      accumulate_taps<K, KW>(acc, entries[e].row + o0, entries[e].w, offset, kW);
     store_block<K>(out + o0, acc, std::min<int64_t>(K * L, n - o0));
   }
 }
@@ -228,13 +261,14 @@ struct Entry2 {
   const acc_t* w1;
 };
 
-template <int K, typename scalar_t, typename acc_t>
+template <int K, int KW, typename scalar_t, typename acc_t>
 void correlate_row2(scalar_t* __restrict out0, scalar_t* __restrict out1, int64_t n, acc_t init,
                     const Entry2<acc_t>* entries, int64_t n_entries, const int64_t* offset,
                     int64_t kW) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
   constexpr int L = S::kLanes;
+  if constexpr (KW > 0) kW = KW;
   for (int64_t o0 = 0; o0 < n; o0 += K * L) {
     V a0[K], a1[K];
     for (int k = 0; k < K; ++k) a0[k] = a1[k] = S::broadcast(init);
@@ -243,6 +277,7 @@ void correlate_row2(scalar_t* __restrict out0, scalar_t* __restrict out1, int64_
       const acc_t* w0 = entries[e].w0;
       const acc_t* w1 = entries[e].w1;
       if (w0 && w1) {
+#pragma GCC unroll 8
         for (int64_t kw = 0; kw < kW; ++kw) {
           const V w0v = S::broadcast(w0[kw]), w1v = S::broadcast(w1[kw]);
           const acc_t* v = row + offset[kw];
@@ -253,9 +288,9 @@ void correlate_row2(scalar_t* __restrict out0, scalar_t* __restrict out1, int64_
           }
         }
       } else if (w0) {  // the first or last row of the window pair feeds one output row only
-        accumulate_taps<K>(a0, row, w0, offset, kW);
+        accumulate_taps<K, KW>(a0, row, w0, offset, kW);
       } else {
-        accumulate_taps<K>(a1, row, w1, offset, kW);
+        accumulate_taps<K, KW>(a1, row, w1, offset, kW);
       }
     }
     const int64_t m = std::min<int64_t>(K * L, n - o0);
@@ -276,6 +311,13 @@ void with_block(int64_t n, F&& f) {
   } else {
     f(std::integral_constant<int, 1>{});
   }
+}
+
+// with_block for the correlate kernels: f(std::integral_constant<int, K>, kernel width as in
+// with_kernel_width).
+template <typename acc_t, typename F>
+void with_block_kw(int64_t n, int64_t kW, F&& f) {
+  with_kernel_width(kW, [&](auto KC) { with_block<acc_t>(n, [&](auto B) { f(B, KC); }); });
 }
 
 template <typename acc_t>
@@ -321,12 +363,118 @@ void forward_nchw_flat(const DepthwiseParams& p, const scalar_t* in, const acc_t
       }
       const acc_t* wc = w + co * taps;
       for (int64_t kh = 0; kh < kH; ++kh) entries[kh] = {buf.data() + kh * p.dil_h * Wp, wc + kh * kW};
-      correlate_row<K>(res.data(), n, bias ? static_cast<acc_t>(bias[co]) : acc_t(0), entries.data(),
-                       kH, offset.data(), kW);
+      with_kernel_width(kW, [&](auto KC) {
+        correlate_row<K, decltype(KC)::value>(res.data(), n,
+                                              bias ? static_cast<acc_t>(bias[co]) : acc_t(0),
+                                              entries.data(), kH, offset.data(), kW);
+      });
       scalar_t* o = out + plane * p.out_h * p.out_w;
       for (int64_t oh = 0; oh < p.out_h; ++oh)
         for (int64_t ow = 0; ow < p.out_w; ++ow)
           o[oh * p.out_w + ow] = static_cast<scalar_t>(res[oh * Wp + ow]);
+    }
+  });
+}
+
+// One column vector (L output columns) of R output rows, for a KH x KW kernel: x points at the
+// sweep's first input row as prepared (see forward_nchw_sweep), input row j of the sweep x_step
+// further on, tap column kw at tap_off[kw] (kw * dW for unit stride, SH = 1: the sweeps pair unit
+// strides and strides of 2); output q reads rows q * SH + kh. Each input vector,
+// loaded once per row j and tap column kw, feeds every output it meets (through kernel row
+// j - q * SH), so a load serves up to KH / SH products. The first `rows` outputs and `lanes` lanes
+// are stored, out_step apart.
+template <int R, int KH, int KW, int SH, typename scalar_t, typename acc_t>
+inline void sweep_column(scalar_t* __restrict out, int64_t out_step, int64_t rows, int64_t lanes,
+                         const acc_t* __restrict x, int64_t x_step, const int64_t* tap_off,
+                         int64_t dW, const acc_t* __restrict w, acc_t bias) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  V acc[R];
+  for (int q = 0; q < R; ++q) acc[q] = S::broadcast(bias);
+#pragma GCC unroll 32
+  for (int j = 0; j < (R - 1) * SH + KH; ++j) {
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) {
+      const V v = S::load(x + j * x_step + (SH == 1 ? kw * dW : tap_off[kw]));
+#pragma GCC unroll 16
+      for (int q = 0; q < R; ++q) {
+        const int kh = j - q * SH;
+        if (kh >= 0 && kh < KH) acc[q] += v * S::broadcast(w[kh * KW + kw]);
+      }
+    }
+  }
+  for (int q = 0; q < rows; ++q) store_block<1>(out + q * out_step, {acc[q]}, lanes);
+}
+
+// NCHW forward for a square kernel of 3, 5 or 7 (K) with unit stride, or stride 2 and no
+// dilation along H (SH): each task copies its input rows, zero-padded, into a buffer, each row as
+// its sW column phases (phase r holds padded columns i * sW + r, so that every tap column is a
+// contiguous run of one phase), then sweeps each column vector down its output rows R at a time
+// (sweep_column). With unit stride, the rows of one sweep are dH apart, so that dilated kernels
+// share loads the same way.
+template <int K, int SH, typename scalar_t, typename acc_t>
+void forward_nchw_sweep(const DepthwiseParams& p, const scalar_t* in, const acc_t* w,
+                        const scalar_t* bias, scalar_t* out) {
+  constexpr int L = Simd<acc_t>::kLanes;
+  constexpr int R = 8;
+  const int64_t dH = p.dil_h, sW = p.stride_w, taps = K * K;
+  const int64_t ncv = ceil_div(p.out_w, L);
+  const int64_t Lp = ncv * L + (K - 1) * p.dil_w / sW;  // one phase of a row
+  const int64_t Wr = sW * Lp;                            // a prepared row
+  int64_t tap_off[K];
+  for (int64_t kw = 0; kw < K; ++kw) tap_off[kw] = (kw * p.dil_w) % sW * Lp + kw * p.dil_w / sW;
+  const int64_t planes = p.batch * p.out_channels;
+  const int64_t rblocks = split_rows(planes, p.out_h);
+  const int64_t rows_per = ceil_div(p.out_h, rblocks);
+  // Rows of one sweep: dH apart in the input (unit stride) or consecutive.
+  const int64_t row_gap = SH == 1 ? dH : 1;
+  at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t plane = task / rblocks;
+      const int64_t oh0 = (task % rblocks) * rows_per;
+      const int64_t oh1 = std::min(p.out_h, oh0 + rows_per);
+      if (oh0 >= oh1) continue;
+      const int64_t n = plane / p.out_channels, co = plane % p.out_channels;
+      const scalar_t* x = in + (n * p.channels + co / p.mult) * p.in_h * p.in_w;
+      // Padded rows from oh0 * SH on (input row ih is padded row ih + pad_h): those the block
+      // reads, then room for the rows a short last sweep reads for results it drops (left as
+      // they are).
+      const int64_t n_read = (oh1 - oh0 - 1) * SH + (K - 1) * dH + 1;
+      buf.resize(std::max<int64_t>(buf.size(), (n_read + R * SH * row_gap) * Wr));
+      for (int64_t r = 0; r < n_read; ++r) {
+        const int64_t ih = oh0 * SH + r - p.pad_h;
+        acc_t* dst = buf.data() + r * Wr;
+        if (ih < 0 || ih >= p.in_h) {
+          std::fill(dst, dst + Wr, acc_t(0));
+        } else if (sW == 1) {
+          shifted_copy(dst, Wr, x + ih * p.in_w, p.in_w, p.pad_w);
+        } else {
+          for (int64_t ph = 0; ph < sW; ++ph)
+            strided_copy(dst + ph * Lp, Lp, x + ih * p.in_w, p.in_w, sW, ph - p.pad_w);
+        }
+      }
+      const acc_t* wc = w + co * taps;
+      const acc_t b = bias ? static_cast<acc_t>(bias[co]) : acc_t(0);
+      scalar_t* o = out + plane * p.out_h * p.out_w;
+      for (int64_t ph = 0; ph < row_gap; ++ph) {
+        for (int64_t oh = oh0 + ph; oh < oh1; oh += R * row_gap) {
+          const int64_t rows = std::min<int64_t>(R, ceil_div(oh1 - oh, row_gap));
+          for (int64_t c = 0; c < ncv; ++c) {
+            auto sweep = [&](auto RC) {
+              sweep_column<decltype(RC)::value, K, K, SH>(
+                  o + oh * p.out_w + c * L, row_gap * p.out_w, rows,
+                  std::min<int64_t>(L, p.out_w - c * L), buf.data() + (oh - oh0) * SH * Wr + c * L,
+                  row_gap * Wr, tap_off, p.dil_w, wc, b);
+            };
+            if (rows > R / 2) {
+              sweep(std::integral_constant<int, R>{});
+            } else {
+              sweep(std::integral_constant<int, R / 2>{});
+            }
+          }
+        }
+      }
     }
   });
 }
@@ -343,6 +491,27 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   // pitch computes at most 3/4 of the lanes a row-by-row pass would (33-wide rows round up to 64
   // lanes). Wider rows keep the row pairs, which share each load between two output rows.
   const int64_t pitch = p.out_w + (p.kernel_w - 1) * p.dil_w;
+  const int64_t L = Simd<acc_t>::kLanes;
+  // Sweeps down column vectors for square kernels of 3, 5 or 7 with unit stride, or stride 2
+  // without dilation along H, unless rounding the rows up to whole vectors wastes over a third.
+  const bool sweep = p.kernel_h == p.kernel_w &&
+                     (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) &&
+                     ((p.stride_h == 1 && p.stride_w == 1) ||
+                      (p.stride_h == 2 && p.stride_w == 2 && p.dil_h == 1)) &&
+                     2 * ceil_div(p.out_w, L) * L <= 3 * p.out_w;
+  if (sweep) {
+    with_kernel_width(p.kernel_w, [&](auto KC) {
+      constexpr int K = decltype(KC)::value;
+      if constexpr (K > 0) {
+        if (p.stride_h == 1) {
+          forward_nchw_sweep<K, 1>(p, in, w.data(), bias, out);
+        } else {
+          forward_nchw_sweep<K, 2>(p, in, w.data(), bias, out);
+        }
+      }
+    });
+    return;
+  }
   if (p.stride_h == 1 && p.stride_w == 1 && planes >= 64 &&
       (p.out_w <= 32 || 4 * pitch <= 3 * n_round)) {
     forward_nchw_flat(p, in, w.data(), bias, out);
@@ -387,8 +556,9 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                             j > 0 ? wc + (j - 1) * p.kernel_w : nullptr};
         }
         scalar_t* o = out + (plane * p.out_h + oh) * p.out_w;
-        with_block<acc_t>(p.out_w, [&](auto B) {
-          correlate_row2<decltype(B)::value>(o, o + p.out_w, p.out_w, b, entries2.data(), ne,
+        with_block_kw<acc_t>(p.out_w, p.kernel_w, [&](auto B, auto KC) {
+          correlate_row2<decltype(B)::value, decltype(KC)::value>(o, o + p.out_w, p.out_w, b,
+                                                                  entries2.data(), ne,
                                              t.offset.data(), p.kernel_w);
         });
       }
@@ -399,8 +569,9 @@ void forward_nchw(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
           if (ih < 0 || ih >= p.in_h) continue;
           entries[ne++] = {buf.data() + (ih - ih_lo) * t.len, wc + kh * p.kernel_w};
         }
-        with_block<acc_t>(p.out_w, [&](auto B) {
-          correlate_row<decltype(B)::value>(out + (plane * p.out_h + oh) * p.out_w, p.out_w, b,
+        with_block_kw<acc_t>(p.out_w, p.kernel_w, [&](auto B, auto KC) {
+          correlate_row<decltype(B)::value, decltype(KC)::value>(
+              out + (plane * p.out_h + oh) * p.out_w, p.out_w, b,
                                             entries.data(), ne, t.offset.data(), p.kernel_w);
         });
       }
@@ -460,8 +631,9 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
           }
         }
         scalar_t* o = gi + (plane * p.in_h + ih) * p.in_w;
-        with_block<acc_t>(p.in_w, [&](auto B) {
-          correlate_row2<decltype(B)::value>(o, o + p.in_w, p.in_w, acc_t(0), entries2.data(), ne,
+        with_block_kw<acc_t>(p.in_w, p.kernel_w, [&](auto B, auto KC) {
+          correlate_row2<decltype(B)::value, decltype(KC)::value>(o, o + p.in_w, p.in_w, acc_t(0),
+                                                                  entries2.data(), ne,
                                              t.offset.data(), p.kernel_w);
         });
       }
@@ -475,8 +647,9 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
             entries[ne++] = {buf.data() + (j * rows + oh - oh_lo) * t.len,
                              w.data() + (c * p.mult + j) * taps + kh * p.kernel_w};
         }
-        with_block<acc_t>(p.in_w, [&](auto B) {
-          correlate_row<decltype(B)::value>(gi + (plane * p.in_h + ih) * p.in_w, p.in_w, acc_t(0),
+        with_block_kw<acc_t>(p.in_w, p.kernel_w, [&](auto B, auto KC) {
+          correlate_row<decltype(B)::value, decltype(KC)::value>(
+              gi + (plane * p.in_h + ih) * p.in_w, p.in_w, acc_t(0),
                                             entries.data(), ne, t.offset.data(), p.kernel_w);
         });
       }
@@ -629,7 +802,7 @@ struct PixelRows {
     image = img;
     first = r0;
     if (direct()) return;
-    const int64_t Co = p.out_channels, C = p.channels, m = p.mult;
+    const int64_t Co = p.out_channels, C = p.channels;
     buf.resize(std::max<int64_t>(r1 - r0, 0) * width * Co);
     for (int64_t r = r0; r < r1; ++r) copy_row(buf.data() + (r - r0) * width * Co, img + r * p.in_w * C);
   }
@@ -707,46 +880,82 @@ inline void channel_blocks(scalar_t* out, const acc_t* init, int64_t channels,
   }
 }
 
-// Stores one channel vector of P pixels `step` elements apart, converting to scalar_t.
+// Stores P vectors of W channels, the pixels `step` elements apart, converting to scalar_t.
 template <int P, typename scalar_t, typename V>
 inline void store_pixels(scalar_t* out, int64_t step, const V (&acc)[P]) {
   using acc_t = std::remove_cv_t<std::remove_reference_t<decltype(acc[0][0])>>;
-  using S = Simd<acc_t>;
+  constexpr int W = sizeof(V) / sizeof(acc_t);
   for (int q = 0; q < P; ++q) {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      S::store(out + q * step, acc[q]);
+      Simd<acc_t, W>::store(out + q * step, acc[q]);
     } else {
-      for (int i = 0; i < S::kLanes; ++i) out[q * step + i] = static_cast<scalar_t>(acc[q][i]);
+      for (int i = 0; i < W; ++i) out[q * step + i] = static_cast<scalar_t>(acc[q][i]);
     }
   }
 }
 
-// P consecutive output pixels, taps kw in [kw_lo, kw_hi) of the rows given (all inside the input
-// for every one of the P pixels), one vector of channels at a time: each weight vector is loaded
-// once for the P pixels, whose sums stay in registers.
-template <int P, typename scalar_t, typename acc_t>
-inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
-                            const acc_t* __restrict wt, const acc_t* const* xrow,
-                            const int64_t* kh_of, int64_t n_rows, int64_t first_col,
-                            const DepthwiseParams& p, int64_t n_vec_channels, int64_t kw_lo,
-                            int64_t kw_hi) {
-  using S = Simd<acc_t>;
+// Channels [cb0, cb1) of the channels_last forward, computed with vectors of `width` lanes (its
+// chunks), cb1 - cb0 a multiple of the width.
+struct Run {
+  int64_t cb0, cb1;
+  int width;
+};
+
+// A pixel's channels as runs: full vectors, then at most one vector each of half, a quarter, ... of
+// the full width for the last channels, so that every channel goes through the vector kernels.
+template <typename acc_t>
+std::vector<Run> channel_runs(int64_t Co) {
+  constexpr int L = Simd<acc_t>::kLanes;
+  std::vector<Run> runs;
+  int64_t cb = Co / L * L;
+  if (cb > 0) runs.push_back({0, cb, L});
+  for (int w = L / 2; w >= 1; w /= 2) {
+    if (cb + w <= Co) {
+      runs.push_back({cb, cb + w, w});
+      cb += w;
+    }
+  }
+  return runs;
+}
+
+// Calls f(std::integral_constant<int, W>) for a run's width W.
+template <typename acc_t, typename F>
+inline void with_width(int width, F&& f) {
+  constexpr int L = Simd<acc_t>::kLanes;
+  if (width == L) return f(std::integral_constant<int, L>{});
+  if (width == L / 2) return f(std::integral_constant<int, L / 2>{});
+  if (width == L / 4) return f(std::integral_constant<int, L / 4>{});
+  if constexpr (L / 8 >= 1) {
+    if (width == L / 8) return f(std::integral_constant<int, L / 8>{});
+  }
+  if constexpr (L / 16 >= 1) {
+    if (width == L / 16) return f(std::integral_constant<int, L / 16>{});
+  }
+}
+
+// P output pixels, taps kw in [kw_lo, kw_hi) of the rows given (all inside the input for every
+// one of the P pixels), a run's chunks of W channels one at a time (weights: chunk cb's [tap][W]
+// from wt + cb * taps): each weight vector is loaded once for the P pixels, whose sums stay in
+// registers. out and the rows point at their pixels' first channel.
+template <int P, int W, typename scalar_t, typename acc_t>
+inline void chunk_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
+                         const acc_t* __restrict wt, const acc_t* const* xrow, Run run,
+                         const int64_t* kh_of, int64_t n_rows, int64_t first_col,
+                         const DepthwiseParams& p, int64_t kw_lo, int64_t kw_hi) {
+  using S = Simd<acc_t, W>;
   using V = typename S::vec;
-  constexpr int L = S::kLanes;
-  const int64_t Co = p.out_channels;
+  const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
   const int64_t step = p.stride_w * Co;  // between the P pixels' inputs
-  const int64_t taps = p.kernel_h * p.kernel_w;
-  for (int64_t cb = 0; cb < n_vec_channels; cb += L) {
+  for (int64_t cb = run.cb0; cb < run.cb1; cb += W) {
+    const acc_t* wc = wt + cb * taps;
     V acc[P];
     const V bv = S::load(b + cb);
     for (int q = 0; q < P; ++q) acc[q] = bv;
-    // wt is blocked [Co / L][tap][L]: one channel vector's taps are contiguous.
-    const acc_t* wblock = wt + (cb / L) * taps * L;
     for (int64_t r = 0; r < n_rows; ++r) {
-      const acc_t* wrow = wblock + kh_of[r] * p.kernel_w * L;
+      const acc_t* wrow = wc + kh_of[r] * p.kernel_w * W;
       const acc_t* xk = xrow[r] + (first_col + kw_lo * p.dil_w) * Co + cb;
       for (int64_t kw = kw_lo; kw < kw_hi; ++kw, xk += p.dil_w * Co) {
-        const V wv = S::load(wrow + kw * L);
+        const V wv = S::load(wrow + kw * W);
         for (int q = 0; q < P; ++q) acc[q] += S::load(xk + q * step) * wv;
       }
     }
@@ -754,49 +963,90 @@ inline void interior_pixels(scalar_t* __restrict out, const acc_t* __restrict b,
   }
 }
 
-// interior_pixels for unit stride along W, over all kW taps, for P pixels d = dil_w columns apart:
-// pixel q's tap kw reads column first_col + (q + kw) * d, so the P pixels' inputs for tap kw + 1
-// are those of tap kw shifted by one pixel. P + kW - 1 input loads per kernel row and channel
-// vector instead of P * kW, which leaves the FMAs rather than the loads as the bound.
-template <int P, typename scalar_t, typename acc_t>
-inline void interior_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict b,
-                               const acc_t* __restrict wt, const acc_t* const* xrow,
-                               const int64_t* kh_of, int64_t n_rows, int64_t first_col,
-                               const DepthwiseParams& p, int64_t n_vec_channels) {
-  using S = Simd<acc_t>;
+// One input row x of the unit-stride slide, P pixels `step` elements apart, all kW taps: pixel q's
+// tap t reads x[(q + t) * step], so the P pixels' inputs for tap t + 1 are those of tap t shifted
+// by one pixel, and P + kW - 1 loads serve P * kW products. The row feeds the sums a0 with the
+// kernel row w0 (if A0) and a1 with w1 (if A1): two output rows that share it.
+template <int P, int W, int KW, bool A0, bool A1, typename acc_t, typename V>
+inline void slide_row(V (&a0)[P], V (&a1)[P], const acc_t* __restrict x, int64_t step,
+                      const acc_t* __restrict w0, const acc_t* __restrict w1, int64_t kw_runtime) {
+  using S = Simd<acc_t, W>;
+  const int64_t kW = KW > 0 ? KW : kw_runtime;
+  // A ring of the P input vectors in use: the vector of relative column c lives in slot c % P.
+  // After tap t, column t is done with and column P + t, needed from tap t + 1, takes its slot;
+  // unrolling P taps keeps every slot index a constant, so the ring stays in registers.
+  V xs[P];
+  for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * step);
+  for (int64_t t0 = 0; t0 < kW; t0 += P) {
+#pragma GCC unroll 16
+    for (int j = 0; j < P; ++j) {
+      const int64_t t = t0 + j;
+      if (t < kW) {
+        if constexpr (A0) {
+          const V wv = S::load(w0 + t * W);
+#pragma GCC unroll 16
+          for (int q = 0; q < P; ++q) a0[q] += xs[(q + j) % P] * wv;
+        }
+        if constexpr (A1) {
+          const V wv = S::load(w1 + t * W);
+#pragma GCC unroll 16
+          for (int q = 0; q < P; ++q) a1[q] += xs[(q + j) % P] * wv;
+        }
+        if (t + 1 < kW) xs[j] = S::load(x + (P + t) * step);
+      }
+    }
+  }
+}
+
+// chunk_pixels for unit stride along W, over all kW taps, for P pixels d = dil_w columns apart
+// (pixel q's tap kw reads column first_col + (q + kw) * d), each row through slide_row.
+template <int P, int W, int KW, typename scalar_t, typename acc_t>
+inline void chunk_pixels_s1(scalar_t* __restrict out, const acc_t* __restrict b,
+                            const acc_t* __restrict wt, const acc_t* const* xrow, Run run,
+                            const int64_t* kh_of, int64_t n_rows, int64_t first_col,
+                            const DepthwiseParams& p) {
+  using S = Simd<acc_t, W>;
   using V = typename S::vec;
-  constexpr int L = S::kLanes;
-  const int64_t Co = p.out_channels, kW = p.kernel_w;
-  const int64_t taps = p.kernel_h * kW;
+  const int64_t Co = p.out_channels, kW = p.kernel_w, taps = p.kernel_h * kW;
   const int64_t step = p.dil_w * Co;  // between the P pixels, in the input and the output
-  for (int64_t cb = 0; cb < n_vec_channels; cb += L) {
+  for (int64_t cb = run.cb0; cb < run.cb1; cb += W) {
+    const acc_t* wc = wt + cb * taps;
     V acc[P];
     const V bv = S::load(b + cb);
     for (int q = 0; q < P; ++q) acc[q] = bv;
-    const acc_t* wblock = wt + (cb / L) * taps * L;
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const acc_t* wrow = wblock + kh_of[r] * kW * L;
-      const acc_t* x = xrow[r] + first_col * Co + cb;
-      // A ring of the P input vectors in use: the vector of relative column c (pixel q at tap
-      // t reads column q + t) lives in slot c % P. After tap t, column t is done with and column
-      // P + t, needed from tap t + 1, takes its slot; unrolling P taps keeps every slot index a
-      // constant, so the ring stays in registers without moves.
-      V xs[P];
-      for (int q = 0; q < P; ++q) xs[q] = S::load(x + q * step);
-      for (int64_t t0 = 0; t0 < kW; t0 += P) {
-#pragma GCC unroll 16
-        for (int j = 0; j < P; ++j) {
-          const int64_t t = t0 + j;
-          if (t < kW) {
-            const V wv = S::load(wrow + t * L);
-#pragma GCC unroll 16
-            for (int q = 0; q < P; ++q) acc[q] += xs[(q + j) % P] * wv;
-            if (t + 1 < kW) xs[j] = S::load(x + (P + t) * step);
-          }
-        }
-      }
-    }
+    for (int64_t r = 0; r < n_rows; ++r)
+      slide_row<P, W, KW, true, false>(acc, acc, xrow[r] + first_col * Co + cb, step,
+                                       wc + kh_of[r] * kW * W, wc, kW);
     store_pixels<P>(out + cb, step, acc);
+  }
+}
+
+// chunk_pixels_s1 for two consecutive output rows (unit stride and dilation along H, every kernel
+// row inside the input for both): the kH + 1 input rows xrow[0..kH] are each loaded once for the
+// two rows (row r feeds output row 0 through kernel row r and output row 1 through kernel row
+// r - 1), which cuts the loads per product by a third for 3x3.
+template <int P, int W, int KW, typename scalar_t, typename acc_t>
+inline void chunk_pixels_s1_pair(scalar_t* __restrict out0, scalar_t* __restrict out1,
+                                 const acc_t* __restrict b, const acc_t* __restrict wt,
+                                 const acc_t* const* xrow, Run run, int64_t first_col,
+                                 const DepthwiseParams& p) {
+  using S = Simd<acc_t, W>;
+  using V = typename S::vec;
+  const int64_t Co = p.out_channels, kH = p.kernel_h, kW = p.kernel_w, taps = kH * kW;
+  const int64_t step = p.dil_w * Co;
+  for (int64_t cb = run.cb0; cb < run.cb1; cb += W) {
+    const acc_t* wc = wt + cb * taps;
+    const int64_t col = first_col * Co + cb;
+    V a0[P], a1[P];
+    const V bv = S::load(b + cb);
+    for (int q = 0; q < P; ++q) a0[q] = a1[q] = bv;
+    slide_row<P, W, KW, true, false>(a0, a1, xrow[0] + col, step, wc, wc, kW);
+    for (int64_t r = 1; r < kH; ++r)
+      slide_row<P, W, KW, true, true>(a0, a1, xrow[r] + col, step, wc + r * kW * W,
+                                      wc + (r - 1) * kW * W, kW);
+    slide_row<P, W, KW, false, true>(a0, a1, xrow[kH] + col, step, wc, wc + (kH - 1) * kW * W, kW);
+    store_pixels<P>(out0 + cb, step, a0);
+    store_pixels<P>(out1 + cb, step, a1);
   }
 }
 
@@ -804,18 +1054,18 @@ template <typename scalar_t>
 void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
                   const scalar_t* bias, scalar_t* out) {
   using acc_t = acc_type_t<scalar_t>;
-  constexpr int L = Simd<acc_t>::kLanes;
   const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
-  const auto wt = transposed_weight<acc_t>(weight, Co, taps);
   std::vector<acc_t> b(Co, acc_t(0));
   if (bias)
     for (int64_t co = 0; co < Co; ++co) b[co] = static_cast<acc_t>(bias[co]);
-  const int64_t n_vec = (Co / L) * L;
-  // The same weights blocked [Co / L][tap][L] for the interior path.
-  std::vector<acc_t> wblocked(n_vec * taps);
-  for (int64_t cb = 0; cb < n_vec; cb += L)
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t i = 0; i < L; ++i) wblocked[(cb / L * taps + t) * L + i] = wt[t * Co + cb + i];
+  // The weights blocked per chunk: a chunk of W channels from cb holds [tap][W] from cb * taps.
+  const std::vector<Run> runs = channel_runs<acc_t>(Co);
+  std::vector<acc_t> wblocked(Co * taps);
+  for (const Run& r : runs)
+    for (int64_t cb = r.cb0; cb < r.cb1; cb += r.width)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t i = 0; i < r.width; ++i)
+          wblocked[cb * taps + t * r.width + i] = static_cast<acc_t>(weight[(cb + i) * taps + t]);
   const bool unit_w = p.stride_w == 1 && p.dil_w == 1;
   // Wide kernels leave most columns at the border, where the taps vary by pixel: with unit stride
   // and dilation, rows copied with zero columns make every pixel an interior one.
@@ -839,13 +1089,17 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
         padder.copy_row(padded_in.data() + r * padder.width * Co, in + r * p.in_w * p.channels);
     });
   }
+  // Pairs of output rows share all but one input row when stride and dilation along H are 1.
+  // Measured here (2-core Xeon, float32): pairs are 8-12% faster for 5x5, 7x7 and 31x31, but 20%
+  // slower for 3x3, whose single rows already keep the FMAs busy.
+  const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.stride_w == 1 && p.kernel_w != 3;
+  const int64_t kH = p.kernel_h;
   const int64_t rblocks = split_rows(p.batch, p.out_h);
   const int64_t rows_per = ceil_div(p.out_h, rblocks);
   at::parallel_for(0, p.batch * rblocks, 1, [&](int64_t begin, int64_t end) {
     PixelRows<scalar_t, acc_t> rows(p);
-    std::vector<ChannelTerm<acc_t>> terms(taps);
-    std::vector<const acc_t*> xrow(p.kernel_h);
-    std::vector<int64_t> kh_of(p.kernel_h);
+    std::vector<const acc_t*> xrow(kH + 1);
+    std::vector<int64_t> kh_of(kH);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / rblocks;
       const int64_t oh0 = (task % rblocks) * rows_per;
@@ -853,40 +1107,56 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
       if (oh0 >= oh1) continue;
       const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
       const int64_t ih_hi = std::min<int64_t>(
-          p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (p.kernel_h - 1) * p.dil_h + 1);
+          p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (kH - 1) * p.dil_h + 1);
       if (!padded) rows.load(in + n * p.in_h * p.in_w * p.channels, ih_lo, std::max(ih_lo, ih_hi));
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
+      auto row_ptr = [&](int64_t ih) {
+        return padded ? padded_in.data() + ((n * p.in_h + ih) * padder.width + p.pad_w) * Co
+                      : rows.pixel(ih, 0);
+      };
+      auto out_row = [&](int64_t oh) { return out + (n * p.out_h + oh) * p.out_w * Co; };
+      // Output row oh's valid kernel rows into kh_of and xrow; returns their number.
+      auto set_rows = [&](int64_t oh) {
         int64_t kh_lo, kh_hi;
-        valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
-        const int64_t n_rows = kh_hi - kh_lo;
-        for (int64_t r = 0; r < n_rows; ++r) {
+        valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, kH, p.in_h, &kh_lo, &kh_hi);
+        for (int64_t r = 0; r < kh_hi - kh_lo; ++r) {
           kh_of[r] = kh_lo + r;
-          const int64_t ih = oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h;
-          xrow[r] = padded ? padded_in.data() + ((n * p.in_h + ih) * padder.width + p.pad_w) * Co
-                           : rows.pixel(ih, 0);
+          xrow[r] = row_ptr(oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h);
         }
-        scalar_t* orow = out + (n * p.out_h + oh) * p.out_w * Co;
-        for (int64_t ow = 0; ow < p.out_w;) {
+        return kh_hi - kh_lo;
+      };
+      // Pixels [a, e) of output row oh, whose rows set_rows has set.
+      auto row_pixels = [&](int64_t oh, int64_t n_rows, int64_t a, int64_t e) {
+        scalar_t* orow = out_row(oh);
+        for (int64_t ow = a; ow < e;) {
           if (ow >= ow_in_lo && ow < ow_in_hi) {
             // Interior pixels in blocks of 8, then 4, 2, 1. With unit stride, blocks of 8 or 4
             // pixels dil_w apart slide along the taps: dil_w such blocks cover 8 or 4 * dil_w
             // consecutive pixels.
-            const int64_t left = ow_in_hi - ow;
+            const int64_t left = std::min(e, ow_in_hi) - ow;
             const int64_t d = p.dil_w;
             const bool slide = p.stride_w == 1 && left >= 4 * d;
             const int pb = slide ? (left >= 8 * d ? 8 : 4)
                                  : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-            const int64_t np = slide ? pb * d : pb;  // pixels done
             const int64_t col = ow * p.stride_w - p.pad_w;
             auto run = [&](auto PB) {
               constexpr int PN = decltype(PB)::value;
-              if (slide) {
-                for (int64_t r = 0; r < d; ++r)
-                  interior_pixels_s1<PN>(orow + (ow + r) * Co, b.data(), wblocked.data(), xrow.data(),
-                                         kh_of.data(), n_rows, col + r, p, n_vec);
-              } else {
-                interior_pixels<PN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(),
-                                    kh_of.data(), n_rows, col, p, n_vec, 0, p.kernel_w);
+              for (const Run& rn : runs) {
+                with_width<acc_t>(rn.width, [&](auto WC) {
+                  constexpr int WN = decltype(WC)::value;
+                  if constexpr (PN >= 4) {
+                    if (slide) {
+                      with_kernel_width(p.kernel_w, [&](auto KC) {
+                        for (int64_t r = 0; r < d; ++r)
+                          chunk_pixels_s1<PN, WN, decltype(KC)::value>(
+                              orow + (ow + r) * Co, b.data(), wblocked.data(), xrow.data(), rn,
+                              kh_of.data(), n_rows, col + r, p);
+                      });
+                      return;
+                    }
+                  }
+                  chunk_pixels<PN, WN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn,
+                                       kh_of.data(), n_rows, col, p, 0, p.kernel_w);
+                });
               }
             };
             if (pb == 8) {
@@ -898,36 +1168,63 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             } else {
               run(std::integral_constant<int, 1>{});
             }
-            for (int64_t q = 0; q < np; ++q)  // the last channels, fewer than a vector
-              for (int64_t co = n_vec; co < Co; ++co) {
-                acc_t sum = b[co];
-                for (int64_t r = 0; r < n_rows; ++r)
-                  for (int64_t kw = 0; kw < p.kernel_w; ++kw)
-                    sum += xrow[r][((ow + q) * p.stride_w - p.pad_w + kw * p.dil_w) * Co + co] *
-                           wt[(kh_of[r] * p.kernel_w + kw) * Co + co];
-                orow[(ow + q) * Co + co] = static_cast<scalar_t>(sum);
-              }
-            ow += np;
+            ow += slide ? pb * d : pb;
             continue;
           }
-          // A border pixel: the vector channels through the blocked path with its valid taps,
-          // the last channels (fewer than a vector) through channel_blocks.
+          // A border pixel: its valid taps only.
           int64_t kw_lo, kw_hi;
           valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
-          interior_pixels<1>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(), kh_of.data(),
-                             n_rows, ow * p.stride_w - p.pad_w, p, n_vec, kw_lo, kw_hi);
-          if (n_vec < Co) {
-            int64_t ne = 0;
-            for (int64_t r = 0; r < n_rows; ++r)
-              for (int64_t kw = kw_lo; kw < kw_hi; ++kw) {
-                const int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dil_w;
-                terms[ne++] = {xrow[r] + iw * Co + n_vec,
-                               wt.data() + (kh_of[r] * p.kernel_w + kw) * Co + n_vec};
-              }
-            channel_blocks(orow + ow * Co + n_vec, b.data() + n_vec, Co - n_vec, terms.data(), ne);
+          for (const Run& rn : runs) {
+            with_width<acc_t>(rn.width, [&](auto WC) {
+              chunk_pixels<1, decltype(WC)::value>(orow + ow * Co, b.data(), wblocked.data(),
+                                                   xrow.data(), rn, kh_of.data(), n_rows,
+                                                   ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
+            });
           }
           ++ow;
         }
+      };
+      // Whether output row oh reads all kH kernel rows (unit stride and dilation along H).
+      auto full = [&](int64_t oh) { return oh >= p.pad_h && oh - p.pad_h + kH <= p.in_h; };
+      for (int64_t oh = oh0; oh < oh1;) {
+        if (pairs && oh + 1 < oh1 && full(oh) && full(oh + 1)) {
+          for (int64_t r = 0; r <= kH; ++r) xrow[r] = row_ptr(oh - p.pad_h + r);
+          // The sliding blocks of the interior pixels for both rows at once.
+          const int64_t d = p.dil_w;
+          int64_t ow = ow_in_lo;
+          while (ow_in_hi - ow >= 4 * d) {
+            const int pb = ow_in_hi - ow >= 8 * d ? 8 : 4;
+            auto run = [&](auto PB) {
+              constexpr int PN = decltype(PB)::value;
+              for (const Run& rn : runs) {
+                with_width<acc_t>(rn.width, [&](auto WC) {
+                  with_kernel_width(p.kernel_w, [&](auto KC) {
+                    for (int64_t r = 0; r < d; ++r)
+                      chunk_pixels_s1_pair<PN, decltype(WC)::value, decltype(KC)::value>(
+                          out_row(oh) + (ow + r) * Co, out_row(oh + 1) + (ow + r) * Co, b.data(),
+                          wblocked.data(), xrow.data(), rn, ow + r - p.pad_w, p);
+                  });
+                });
+              }
+            };
+            if (pb == 8) {
+              run(std::integral_constant<int, 8>{});
+            } else {
+              run(std::integral_constant<int, 4>{});
+            }
+            ow += pb * d;
+          }
+          // The other pixels row by row.
+          for (int64_t o = oh; o < oh + 2; ++o) {
+            const int64_t n_rows = set_rows(o);
+            row_pixels(o, n_rows, 0, ow_in_lo);
+            row_pixels(o, n_rows, ow, p.out_w);
+          }
+          oh += 2;
+          continue;
+        }
+        row_pixels(oh, set_rows(oh), 0, p.out_w);
+        ++oh;
       }
     }
   });

@@ -155,6 +155,77 @@ void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
   });
 }
 
+// Scatter form for NHWC with the zero-fill moved along with the scatter: task (n, block of
+// channels) goes through the window rows in order and, before window row h, zeroes the output
+// rows up to the end of h's windows (rows not zeroed or written before: window ends only grow
+// with h). Each output row is zeroed just before the values land in it, while it is in cache,
+// instead of in a pass over the whole output first. Values are written in the plane's row-major
+// order, so the latest wins, as in the plain scatter, as long as every index lies in a row already
+// zeroed (true of max-pool's indices, which lie in their windows); an index further down sets
+// `fallback` and the op redoes the plain scatter.
+template <typename scalar_t>
+void scatter_nhwc_banded(const UnpoolParams& p, const scalar_t* in, const int64_t* idx,
+                         scalar_t* out, std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {
+  const int64_t C = p.channels, plane_out = p.out_h * p.out_w;
+  // Whole images when there are enough of them for the threads, else channel blocks of 16 (64
+  // bytes of float) or more, enough for every thread.
+  const int64_t threads = at::get_num_threads();
+  const int64_t blocks =
+      p.batch >= threads ? 1
+                         : std::max<int64_t>(1, std::min<int64_t>(C / 16, ceil_div(threads, p.batch)));
+  const int64_t cb_len = ceil_div(C, blocks);
+  at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks;
+      const int64_t c0 = std::min(C, (task % blocks) * cb_len), c1 = std::min(C, c0 + cb_len);
+      if (c0 >= c1) continue;
+      scalar_t* o = out + n * plane_out * C;
+      auto zero_rows = [&](int64_t r0, int64_t r1) {
+        if (c0 == 0 && c1 == C) {
+          std::memset(static_cast<void*>(o + r0 * p.out_w * C), 0,
+                      sizeof(scalar_t) * (r1 - r0) * p.out_w * C);
+          return;
+        }
+        // 64-byte stores of zeros (a memset call per pixel would cost more than the stores).
+        constexpr int64_t kChunk = 64 / sizeof(scalar_t);
+        static constexpr scalar_t kZeros[kChunk] = {};
+        for (int64_t px = r0 * p.out_w; px < r1 * p.out_w; ++px) {
+          scalar_t* dst = o + px * C;
+          int64_t c = c0;
+          for (; c + kChunk <= c1; c += kChunk) __builtin_memcpy(dst + c, kZeros, sizeof(kZeros));
+          for (; c < c1; ++c) dst[c] = scalar_t(0);
+        }
+      };
+      int64_t zeroed = 0;  // output rows [0, zeroed) are zeroed
+      for (int64_t h = 0; h < p.in_h; ++h) {
+        const int64_t r_end =
+            std::clamp<int64_t>(h * p.stride_h - p.pad_h + p.kernel_h, 0, p.out_h);
+        if (r_end > zeroed) {
+          zero_rows(zeroed, r_end);
+          zeroed = r_end;
+        }
+        const int64_t limit = zeroed * p.out_w;
+        const int64_t first = (n * p.in_h + h) * p.in_w * C;
+        for (int64_t w = 0; w < p.in_w; ++w) {
+          const int64_t* id = idx + first + w * C;
+          const scalar_t* v = in + first + w * C;
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t t = id[c];
+            if (t >= 0 && t < limit) {
+              o[t * C + c] = v[c];
+            } else if (t < 0 || t >= plane_out) {
+              record_bad(bad, logical_pos(p, n, c, h, w));
+            } else {
+              fallback.store(true, std::memory_order_relaxed);
+            }
+          }
+        }
+      }
+      zero_rows(zeroed, p.out_h);
+    }
+  });
+}
+
 // Scatter form: zero, then values in each plane's row-major order, so the latest wins.
 template <typename scalar_t>
 void scatter(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, scalar_t* out,
@@ -218,8 +289,11 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& input, const at::Tensor& indices,
     if (s.p.gather) {
       (s.p.layout == Layout::kNHWC ? gather_nhwc<scalar_t> : gather_nchw<scalar_t>)(
           s.p, in, id, out, bad, fallback);
+    } else if (s.p.layout == Layout::kNHWC) {
+      scatter_nhwc_banded(s.p, in, id, out, bad, fallback);
     }
-    if (bad.load() == kNone && (!s.p.gather || fallback.load())) scatter(s.p, in, id, out, bad);
+    const bool done = s.p.gather || s.p.layout == Layout::kNHWC;
+    if (bad.load() == kNone && (!done || fallback.load())) scatter(s.p, in, id, out, bad);
   });
   if (bad.load() != kNone) throw_bad_index(s.p, s.indices, bad.load());
   return s.output;
