@@ -22,6 +22,7 @@
 #endif
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../common/depthwise_host.h"
@@ -155,20 +156,58 @@ void prepare_forward_row(const TapRows& t, acc_t* dst, const scalar_t* x, int64_
 }
 
 // grad_input: result iw of tap kw reads g[(iw + p - kw * d) / s] when that divides exactly.
+// Phase mode here is one row with g[o] at (kW - 1) * d - p + o * s and zeros between (for stride
+// s > 1 the zeros stand for the inputs no output reaches through that tap), every tap a shifted
+// window of it.
 inline TapRows backward_taps(int64_t n_round, int64_t kW, int64_t s, int64_t d) {
   TapRows t;
-  t.phases = s == 1 && (kW - 1) * d + n_round <= kW * n_round;
+  (void)s;
+  t.phases = (kW - 1) * d + n_round <= kW * n_round;
   t.len = t.phases ? n_round + (kW - 1) * d : kW * n_round;
   for (int64_t kw = 0; kw < kW; ++kw)
     t.offset.push_back(t.phases ? (kW - 1 - kw) * d : kw * n_round);
   return t;
 }
 
+// The first (HIGH: second) half of v's lanes, each followed by a zero.
+template <bool HIGH, typename V, size_t... I>
+inline V interleave_zeros_impl(V v, std::index_sequence<I...>) {
+  constexpr int L = sizeof...(I);
+  return __builtin_shufflevector(v, V{}, ((I % 2) ? L : (HIGH ? L / 2 : 0) + I / 2)...);
+}
+
+template <bool HIGH, typename V>
+inline V interleave_zeros(V v) {
+  return interleave_zeros_impl<HIGH>(v, std::make_index_sequence<sizeof(V) / sizeof(v[0])>{});
+}
+
 template <typename scalar_t, typename acc_t>
 void prepare_backward_row(const TapRows& t, acc_t* dst, const scalar_t* g, int64_t oW,
                           int64_t n_round, int64_t kW, int64_t s, int64_t d, int64_t p) {
-  if (t.phases) {  // unit stride: dst[j] = g[j - ((kW - 1) * d - p)]
-    shifted_copy(dst, t.len, g, oW, (kW - 1) * d - p);
+  const int64_t shift = (kW - 1) * d - p;
+  if (t.phases && s == 1) {  // dst[j] = g[j - shift]
+    shifted_copy(dst, t.len, g, oW, shift);
+    return;
+  }
+  if (t.phases) {  // dst[shift + o * s] = g[o], zero elsewhere
+    std::fill(dst, dst + t.len, acc_t(0));
+    int64_t lo, hi;
+    valid_out_range(shift, s, t.len, oW, &lo, &hi);
+    acc_t* __restrict row = dst + shift;
+    if (s == 2) {
+      int64_t o = lo;
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {  // a vector of g, interleaved with zeros
+        using S = Simd<acc_t>;
+        for (; o + S::kLanes <= hi; o += S::kLanes) {
+          const auto v = S::load(g + o);
+          S::store(row + 2 * o, interleave_zeros<false>(v));
+          S::store(row + 2 * o + S::kLanes, interleave_zeros<true>(v));
+        }
+      }
+      for (; o < hi; ++o) row[o * 2] = static_cast<acc_t>(g[o]);
+    } else {
+      for (int64_t o = lo; o < hi; ++o) row[o * s] = static_cast<acc_t>(g[o]);
+    }
     return;
   }
   // row[o * s + kw * d - p] = g[o] for the outputs o whose input column lies in [0, n_round);
@@ -638,11 +677,17 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
         });
       }
       for (; ih < ih1; ++ih) {
+        // grad_output rows oh with ih + pad - oh * s = kh * d for a kernel row kh, in order of kh
+        // (two divisions a row rather than two a kernel row).
         int64_t ne = 0;
-        for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
-          const int64_t q = ih + p.pad_h - kh * p.dil_h;
-          if (q < 0 || q % p.stride_h != 0 || q / p.stride_h >= p.out_h) continue;
-          const int64_t oh = q / p.stride_h;
+        const int64_t top = ih + p.pad_h;
+        const int64_t oh_first = std::max<int64_t>(0, ceil_div(top - (p.kernel_h - 1) * p.dil_h,
+                                                               p.stride_h));
+        for (int64_t oh = std::min<int64_t>(p.out_h - 1, floor_div(top, p.stride_h)); oh >= oh_first;
+             --oh) {
+          const int64_t r = top - oh * p.stride_h;  // kh * d
+          if (p.dil_h != 1 && r % p.dil_h != 0) continue;
+          const int64_t kh = p.dil_h == 1 ? r : r / p.dil_h;
           for (int64_t j = 0; j < p.mult; ++j)
             entries[ne++] = {buf.data() + (j * rows + oh - oh_lo) * t.len,
                              w.data() + (c * p.mult + j) * taps + kh * p.kernel_w};
@@ -1171,17 +1216,38 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             ow += slide ? pb * d : pb;
             continue;
           }
-          // A border pixel: its valid taps only.
+          // Border pixels: their valid taps only, in blocks of up to 8 consecutive pixels whose
+          // valid taps are the same (a dilated kernel's border is many pixels wide).
           int64_t kw_lo, kw_hi;
           valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
-          for (const Run& rn : runs) {
-            with_width<acc_t>(rn.width, [&](auto WC) {
-              chunk_pixels<1, decltype(WC)::value>(orow + ow * Co, b.data(), wblocked.data(),
-                                                   xrow.data(), rn, kh_of.data(), n_rows,
-                                                   ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
-            });
+          int64_t same = 1;
+          for (; same < 8 && ow + same < e; ++same) {
+            const int64_t q = ow + same;
+            if (q >= ow_in_lo && q < ow_in_hi) break;
+            int64_t lo, hi;
+            valid_taps(q, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &lo, &hi);
+            if (lo != kw_lo || hi != kw_hi) break;
           }
-          ++ow;
+          const int pb = same >= 8 ? 8 : same >= 4 ? 4 : same >= 2 ? 2 : 1;
+          auto border = [&](auto PB) {
+            for (const Run& rn : runs) {
+              with_width<acc_t>(rn.width, [&](auto WC) {
+                chunk_pixels<decltype(PB)::value, decltype(WC)::value>(
+                    orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
+                    n_rows, ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
+              });
+            }
+          };
+          if (pb == 8) {
+            border(std::integral_constant<int, 8>{});
+          } else if (pb == 4) {
+            border(std::integral_constant<int, 4>{});
+          } else if (pb == 2) {
+            border(std::integral_constant<int, 2>{});
+          } else {
+            border(std::integral_constant<int, 1>{});
+          }
+          ow += pb;
         }
       };
       // Whether output row oh reads all kH kernel rows (unit stride and dilation along H).
