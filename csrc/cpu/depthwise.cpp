@@ -159,9 +159,8 @@ void prepare_forward_row(const TapRows& t, acc_t* dst, const scalar_t* x, int64_
 // Phase mode here is one row with g[o] at (kW - 1) * d - p + o * s and zeros between (for stride
 // s > 1 the zeros stand for the inputs no output reaches through that tap), every tap a shifted
 // window of it.
-inline TapRows backward_taps(int64_t n_round, int64_t kW, int64_t s, int64_t d) {
+inline TapRows backward_taps(int64_t n_round, int64_t kW, int64_t d) {
   TapRows t;
-  (void)s;
   t.phases = (kW - 1) * d + n_round <= kW * n_round;
   t.len = t.phases ? n_round + (kW - 1) * d : kW * n_round;
   for (int64_t kw = 0; kw < kW; ++kw)
@@ -169,6 +168,8 @@ inline TapRows backward_taps(int64_t n_round, int64_t kW, int64_t s, int64_t d) 
   return t;
 }
 
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define ATROUS_HAS_SHUFFLEVECTOR 1
 // The first (HIGH: second) half of v's lanes, each followed by a zero.
 template <bool HIGH, typename V, size_t... I>
 inline V interleave_zeros_impl(V v, std::index_sequence<I...>) {
@@ -180,6 +181,7 @@ template <bool HIGH, typename V>
 inline V interleave_zeros(V v) {
   return interleave_zeros_impl<HIGH>(v, std::make_index_sequence<sizeof(V) / sizeof(v[0])>{});
 }
+#endif
 
 template <typename scalar_t, typename acc_t>
 void prepare_backward_row(const TapRows& t, acc_t* dst, const scalar_t* g, int64_t oW,
@@ -196,7 +198,8 @@ void prepare_backward_row(const TapRows& t, acc_t* dst, const scalar_t* g, int64
     acc_t* __restrict row = dst + shift;
     if (s == 2) {
       int64_t o = lo;
-      if constexpr (std::is_same_v<scalar_t, acc_t>) {  // a vector of g, interleaved with zeros
+#ifdef ATROUS_HAS_SHUFFLEVECTOR
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {  // vectors of g interleaved with zeros
         using S = Simd<acc_t>;
         for (; o + S::kLanes <= hi; o += S::kLanes) {
           const auto v = S::load(g + o);
@@ -204,6 +207,7 @@ void prepare_backward_row(const TapRows& t, acc_t* dst, const scalar_t* g, int64
           S::store(row + 2 * o + S::kLanes, interleave_zeros<true>(v));
         }
       }
+#endif
       for (; o < hi; ++o) row[o * 2] = static_cast<acc_t>(g[o]);
     } else {
       for (int64_t o = lo; o < hi; ++o) row[o * s] = static_cast<acc_t>(g[o]);
@@ -628,7 +632,7 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
   const int64_t rblocks = split_rows(planes, p.in_h);
   const int64_t rows_per = ceil_div(p.in_h, rblocks);
   const int64_t n_round = ceil_div(p.in_w, block_for<acc_t>(p.in_w)) * block_for<acc_t>(p.in_w);
-  const TapRows t = backward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
+  const TapRows t = backward_taps(n_round, p.kernel_w, p.dil_w);
   // Pairs of input rows share all but one grad_output row when stride and dilation along H are 1.
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
@@ -683,8 +687,8 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
         const int64_t top = ih + p.pad_h;
         const int64_t oh_first = std::max<int64_t>(0, ceil_div(top - (p.kernel_h - 1) * p.dil_h,
                                                                p.stride_h));
-        for (int64_t oh = std::min<int64_t>(p.out_h - 1, floor_div(top, p.stride_h)); oh >= oh_first;
-             --oh) {
+        const int64_t oh_last = std::min<int64_t>(p.out_h - 1, floor_div(top, p.stride_h));
+        for (int64_t oh = oh_last; oh >= oh_first; --oh) {
           const int64_t r = top - oh * p.stride_h;  // kh * d
           if (p.dil_h != 1 && r % p.dil_h != 0) continue;
           const int64_t kh = p.dil_h == 1 ? r : r / p.dil_h;
