@@ -155,64 +155,63 @@ void gather_nhwc(const UnpoolParams& p, const scalar_t* in, const int64_t* idx, 
   });
 }
 
-// Scatter form for NHWC with the zero-fill moved along with the scatter: task (n, block of
-// channels) goes through the window rows in order and, before window row h, zeroes the output
-// rows up to the end of h's windows (rows not zeroed or written before: window ends only grow
-// with h). Each output row is zeroed just before the values land in it, while it is in cache,
-// instead of in a pass over the whole output first. Values are written in the plane's row-major
-// order, so the latest wins, as in the plain scatter, as long as every index lies in a row already
-// zeroed (true of max-pool's indices, which lie in their windows); an index further down sets
-// `fallback` and the op redoes the plain scatter.
+// Scatter form for NHWC with the zero-fill moved along with the scatter. Task (n, band of output
+// rows) goes through the window rows whose windows reach its band, in order, and before window
+// row h zeroes the band's rows up to the end of h's windows (rows not zeroed or written before:
+// window ends only grow with h). Each output row is zeroed just before the values land in it,
+// while it is in cache, instead of in a pass over the whole output first. A task writes only the
+// values whose index falls in its band, in the plane's row-major order, so the latest wins, as in
+// the plain scatter, as long as every index lies in its window's rows (true of max-pool's
+// indices): then every window that can write to a band is one its task goes through. An index
+// outside its window's rows sets `fallback` and the op redoes the plain scatter. Bands split an
+// image when there are fewer images than threads.
 template <typename scalar_t>
 void scatter_nhwc_banded(const UnpoolParams& p, const scalar_t* in, const int64_t* idx,
                          scalar_t* out, std::atomic<int64_t>& bad, std::atomic<bool>& fallback) {
   const int64_t C = p.channels, plane_out = p.out_h * p.out_w;
-  // Whole images when there are enough of them for the threads, else channel blocks of 16 (64
-  // bytes of float) or more, enough for every thread.
   const int64_t threads = at::get_num_threads();
-  const int64_t blocks =
-      p.batch >= threads ? 1
-                         : std::max<int64_t>(1, std::min<int64_t>(C / 16, ceil_div(threads, p.batch)));
-  const int64_t cb_len = ceil_div(C, blocks);
-  at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+  const int64_t bands =
+      p.batch >= threads ? 1 : std::min<int64_t>(p.out_h, ceil_div(threads, p.batch));
+  const int64_t band_rows = ceil_div(p.out_h, bands);
+  // Output rows [first, end) of window row h's windows.
+  auto window_rows = [&](int64_t h, int64_t* first, int64_t* end) {
+    *first = std::clamp<int64_t>(h * p.stride_h - p.pad_h, 0, p.out_h);
+    *end = std::clamp<int64_t>(h * p.stride_h - p.pad_h + p.kernel_h, 0, p.out_h);
+  };
+  at::parallel_for(0, p.batch * bands, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks;
-      const int64_t c0 = std::min(C, (task % blocks) * cb_len), c1 = std::min(C, c0 + cb_len);
-      if (c0 >= c1) continue;
+      const int64_t n = task / bands;
+      const int64_t b0 = std::min(p.out_h, (task % bands) * band_rows);
+      const int64_t b1 = std::min(p.out_h, b0 + band_rows);
+      if (b0 >= b1) continue;
       scalar_t* o = out + n * plane_out * C;
       auto zero_rows = [&](int64_t r0, int64_t r1) {
-        if (c0 == 0 && c1 == C) {
+        if (r1 > r0)
           std::memset(static_cast<void*>(o + r0 * p.out_w * C), 0,
                       sizeof(scalar_t) * (r1 - r0) * p.out_w * C);
-          return;
-        }
-        // 64-byte stores of zeros (a memset call per pixel would cost more than the stores).
-        constexpr int64_t kChunk = 64 / sizeof(scalar_t);
-        static constexpr scalar_t kZeros[kChunk] = {};
-        for (int64_t px = r0 * p.out_w; px < r1 * p.out_w; ++px) {
-          scalar_t* dst = o + px * C;
-          int64_t c = c0;
-          for (; c + kChunk <= c1; c += kChunk) __builtin_memcpy(dst + c, kZeros, sizeof(kZeros));
-          for (; c < c1; ++c) dst[c] = scalar_t(0);
-        }
       };
-      int64_t zeroed = 0;  // output rows [0, zeroed) are zeroed
+      const int64_t band_lo = b0 * p.out_w, band_hi = b1 * p.out_w;
+      int64_t zeroed = b0;  // band rows [b0, zeroed) are zeroed
       for (int64_t h = 0; h < p.in_h; ++h) {
-        const int64_t r_end =
-            std::clamp<int64_t>(h * p.stride_h - p.pad_h + p.kernel_h, 0, p.out_h);
-        if (r_end > zeroed) {
-          zero_rows(zeroed, r_end);
-          zeroed = r_end;
+        int64_t r_first, r_end;
+        window_rows(h, &r_first, &r_end);
+        // Windows wholly below the output (a smaller output_size) go to the last band, which
+        // finds their indices out of range or elsewhere.
+        const bool empty = r_end <= r_first;
+        if (empty ? b1 < p.out_h : (r_end <= b0 || r_first >= b1)) continue;
+        if (std::min(r_end, b1) > zeroed) {
+          zero_rows(zeroed, std::min(r_end, b1));
+          zeroed = std::min(r_end, b1);
         }
-        const int64_t limit = zeroed * p.out_w;
+        const int64_t w_lo = r_first * p.out_w, w_hi = r_end * p.out_w;
         const int64_t first = (n * p.in_h + h) * p.in_w * C;
         for (int64_t w = 0; w < p.in_w; ++w) {
           const int64_t* id = idx + first + w * C;
           const scalar_t* v = in + first + w * C;
-          for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t c = 0; c < C; ++c) {
             const int64_t t = id[c];
-            if (t >= 0 && t < limit) {
-              o[t * C + c] = v[c];
+            if (t >= w_lo && t < w_hi) {
+              if (t >= band_lo && t < band_hi) o[t * C + c] = v[c];
             } else if (t < 0 || t >= plane_out) {
               record_bad(bad, logical_pos(p, n, c, h, w));
             } else {
@@ -221,7 +220,7 @@ void scatter_nhwc_banded(const UnpoolParams& p, const scalar_t* in, const int64_
           }
         }
       }
-      zero_rows(zeroed, p.out_h);
+      zero_rows(zeroed, b1);
     }
   });
 }
