@@ -967,6 +967,18 @@ std::vector<Run> channel_runs(int64_t Co) {
   return runs;
 }
 
+// The largest block of 8, 4, 2 or 1 pixels that n (>= 1) pixels fill.
+inline int pixel_block(int64_t n) { return n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1; }
+
+// Calls f(std::integral_constant<int, P>) for a block of P = pb pixels (8, 4, 2 or 1).
+template <typename F>
+inline void with_pixels(int pb, F&& f) {
+  if (pb == 8) return f(std::integral_constant<int, 8>{});
+  if (pb == 4) return f(std::integral_constant<int, 4>{});
+  if (pb == 2) return f(std::integral_constant<int, 2>{});
+  f(std::integral_constant<int, 1>{});
+}
+
 // Calls f(std::integral_constant<int, W>) for a run's width W.
 template <typename acc_t, typename F>
 inline void with_width(int width, F&& f) {
@@ -1184,10 +1196,9 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             const int64_t left = std::min(e, ow_in_hi) - ow;
             const int64_t d = p.dil_w;
             const bool slide = p.stride_w == 1 && left >= 4 * d;
-            const int pb = slide ? (left >= 8 * d ? 8 : 4)
-                                 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+            const int pb = slide ? (left >= 8 * d ? 8 : 4) : pixel_block(left);
             const int64_t col = ow * p.stride_w - p.pad_w;
-            auto run = [&](auto PB) {
+            with_pixels(pb, [&](auto PB) {
               constexpr int PN = decltype(PB)::value;
               for (const Run& rn : runs) {
                 with_width<acc_t>(rn.width, [&](auto WC) {
@@ -1207,16 +1218,7 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                                        kh_of.data(), n_rows, col, p, 0, p.kernel_w);
                 });
               }
-            };
-            if (pb == 8) {
-              run(std::integral_constant<int, 8>{});
-            } else if (pb == 4) {
-              run(std::integral_constant<int, 4>{});
-            } else if (pb == 2) {
-              run(std::integral_constant<int, 2>{});
-            } else {
-              run(std::integral_constant<int, 1>{});
-            }
+            });
             ow += slide ? pb * d : pb;
             continue;
           }
@@ -1232,8 +1234,8 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             valid_taps(q, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &lo, &hi);
             if (lo != kw_lo || hi != kw_hi) break;
           }
-          const int pb = same >= 8 ? 8 : same >= 4 ? 4 : same >= 2 ? 2 : 1;
-          auto border = [&](auto PB) {
+          const int pb = pixel_block(same);
+          with_pixels(pb, [&](auto PB) {
             for (const Run& rn : runs) {
               with_width<acc_t>(rn.width, [&](auto WC) {
                 chunk_pixels<decltype(PB)::value, decltype(WC)::value>(
@@ -1241,16 +1243,7 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                     n_rows, ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
               });
             }
-          };
-          if (pb == 8) {
-            border(std::integral_constant<int, 8>{});
-          } else if (pb == 4) {
-            border(std::integral_constant<int, 4>{});
-          } else if (pb == 2) {
-            border(std::integral_constant<int, 2>{});
-          } else {
-            border(std::integral_constant<int, 1>{});
-          }
+          });
           ow += pb;
         }
       };
@@ -1264,24 +1257,21 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
           int64_t ow = ow_in_lo;
           while (ow_in_hi - ow >= 4 * d) {
             const int pb = ow_in_hi - ow >= 8 * d ? 8 : 4;
-            auto run = [&](auto PB) {
+            with_pixels(pb, [&](auto PB) {
               constexpr int PN = decltype(PB)::value;
-              for (const Run& rn : runs) {
-                with_width<acc_t>(rn.width, [&](auto WC) {
-                  with_kernel_width(p.kernel_w, [&](auto KC) {
-                    for (int64_t r = 0; r < d; ++r)
-                      chunk_pixels_s1_pair<PN, decltype(WC)::value, decltype(KC)::value>(
-                          out_row(oh) + (ow + r) * Co, out_row(oh + 1) + (ow + r) * Co, b.data(),
-                          wblocked.data(), xrow.data(), rn, ow + r - p.pad_w, p);
+              if constexpr (PN >= 4) {  // pb is 8 or 4 here
+                for (const Run& rn : runs) {
+                  with_width<acc_t>(rn.width, [&](auto WC) {
+                    with_kernel_width(p.kernel_w, [&](auto KC) {
+                      for (int64_t r = 0; r < d; ++r)
+                        chunk_pixels_s1_pair<PN, decltype(WC)::value, decltype(KC)::value>(
+                            out_row(oh) + (ow + r) * Co, out_row(oh + 1) + (ow + r) * Co,
+                            b.data(), wblocked.data(), xrow.data(), rn, ow + r - p.pad_w, p);
+                    });
                   });
-                });
+                }
               }
-            };
-            if (pb == 8) {
-              run(std::integral_constant<int, 8>{});
-            } else {
-              run(std::integral_constant<int, 4>{});
-            }
+            });
             ow += pb * d;
           }
           // The other pixels row by row.
