@@ -85,6 +85,10 @@ TORCH_LIBRARY(atrous, m) {
       "depthwise_conv2d_backward_weight(Tensor grad_output, Tensor input, int[4] weight_size, "
       "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
   m.def("depthwise_conv2d_backward_bias(Tensor grad_output) -> Tensor");
+  // Both gradients of the parameters (weight, bias) in one pass over grad_output.
+  m.def(
+      "depthwise_conv2d_backward_weight_bias(Tensor grad_output, Tensor input, int[4] weight_size, "
+      "int[2] stride, int[4] padding, int[2] dilation) -> (Tensor, Tensor)");
   // Max-unpool: output_size = [oH, oW]; kernel_size, stride and padding describe the windows
   // the indices come from (they choose the gather form; see csrc/common/unpool_params.h).
   m.def(

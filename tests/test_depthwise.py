@@ -219,31 +219,87 @@ def test_gradcheck_and_gradgradcheck(device, layout, stride, padding, dilation, 
 
 
 @pytest.mark.parametrize("which", [(True, False, False), (False, True, False), (False, False, True),
-                                   (True, True, False), (False, True, True)])
-def test_partial_requires_grad(device, which):
+                                   (True, True, False), (False, True, True), (True, False, True)])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_partial_requires_grad(device, which, layout):
+    # Each gradient is bit for bit the same whichever others are asked for (the weight and bias
+    # gradients come from one fused op when both are needed, from their own ops otherwise).
     g = torch.Generator().manual_seed(1)
-    x0 = torch.randn(2, 4, 9, 10, generator=g, dtype=torch.float64, device="cpu").to(device)
+    x0 = in_layout(torch.randn(2, 4, 9, 10, generator=g, dtype=torch.float64, device="cpu").to(device), layout)
     w0 = torch.randn(8, 1, 3, 3, generator=g, dtype=torch.float64).to(device)
     b0 = torch.randn(8, generator=g, dtype=torch.float64).to(device)
     full = [t.clone().requires_grad_() for t in (x0, w0, b0)]
     part = [t.clone().requires_grad_(r) for t, r in zip((x0, w0, b0), which)]
-    go = torch.randn(2, 8, 9, 10, dtype=torch.float64).to(device)
+    go = in_layout(torch.randn(2, 8, 9, 10, dtype=torch.float64).to(device), layout)
     gf = torch.autograd.grad(atrous.depthwise_conv2d(*full, 1, 1, 1), full, go)
     gp = torch.autograd.grad(atrous.depthwise_conv2d(*part, 1, 1, 1), [t for t in part if t.requires_grad], go)
     expected = [g_ for g_, r in zip(gf, which) if r]
     assert_close_all(gp, expected, atol=0, rtol=0)
 
 
-def test_backward_runs_only_needed_ops(device):
-    x = torch.randn(1, 2, 5, 5, device=device)
-    w = torch.randn(2, 1, 3, 3, device=device, requires_grad=True)
+@pytest.mark.parametrize("needs, expected", [
+    ("w", {"weight"}),
+    ("wb", {"weight_bias"}),
+    ("b", {"bias"}),
+    ("xb", {"input", "bias"}),
+    ("xw", {"input", "weight"}),
+    ("xwb", {"input", "weight_bias"}),
+])
+def test_backward_runs_only_needed_ops(device, needs, expected):
     from torch.profiler import ProfilerActivity, profile
 
+    x = torch.randn(1, 2, 5, 5, device=device, requires_grad="x" in needs)
+    w = torch.randn(2, 1, 3, 3, device=device, requires_grad="w" in needs)
+    b = torch.randn(2, device=device, requires_grad=True) if "b" in needs else None
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        atrous.depthwise_conv2d(x, w, None, 1, 1, 1).sum().backward()
-    names = {e.name for e in prof.events()}
-    assert "atrous::depthwise_conv2d_backward_weight" in names
-    assert "atrous::depthwise_conv2d_backward_input" not in names
+        atrous.depthwise_conv2d(x, w, b, 1, 1, 1).sum().backward()
+    prefix = "atrous::depthwise_conv2d_backward_"
+    ran = {e.name[len(prefix):] for e in prof.events() if e.name.startswith(prefix)}
+    assert ran == expected
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_weight_bias_op_matches_separate_ops(device, layout, dtype):
+    # The fused parameter gradients: the weight gradient exactly as its own op computes it, the
+    # bias gradient as the channel sum of grad_output (rows wider than the 64-pixel blocks, channels
+    # past the vector blocks, a depth multiplier, stride and dilation).
+    g = torch.Generator().manual_seed(5)
+    for (n, c, m, h, w, k, s, p, d) in [(2, 5, 1, 9, 11, 3, 1, 1, 1), (3, 21, 2, 13, 70, 5, 2, 2, 1),
+                                        (2, 70, 1, 6, 150, 3, 1, 2, 2)]:
+        x = in_layout(torch.randn(n, c, h, w, generator=g).to(device, dtype), layout)
+        wt = torch.randn(c * m, 1, k, k, generator=g).to(device, dtype)
+        geometry = ([s, s], [p] * 4, [d, d])
+        go = in_layout(torch.randn_like(ops.depthwise_conv2d(x, wt, None, *geometry)), layout)
+        gw, gb = ops.depthwise_conv2d_backward_weight_bias(go, x, list(wt.shape), *geometry)
+        assert torch.equal(gw, ops.depthwise_conv2d_backward_weight(go, x, list(wt.shape), *geometry))
+        assert gb.dtype == dtype and gb.shape == (c * m,)
+        tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 1e-2}[dtype]
+        torch.testing.assert_close(gb.double(), go.double().sum((0, 2, 3)), atol=tol * go.numel() ** 0.5, rtol=tol)
+        # The bias gradient is the bias op's, bit for bit; on the CPU in every layout (one summation
+        # order; on CUDA the bias op is ATen's sum, whose order follows the layout).
+        assert torch.equal(ops.depthwise_conv2d_backward_bias(go), gb)
+        if device == "cpu":
+            for go_layout in ("contiguous", "channels_last"):
+                assert torch.equal(ops.depthwise_conv2d_backward_bias(in_layout(go, go_layout)), gb)
+
+
+def test_bias_grad_same_bits_in_every_layout_with_large_groups(device):
+    # rows * channels past 2^22: groups of more than 4 rows (csrc/cpu/depthwise.cpp, bias_group_rows).
+    if device != "cpu":
+        pytest.skip("the CPU kernels' summation order")
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 1024, 4103, 1, generator=g).to(device)
+    wt = torch.randn(1024, 1, 1, 1, generator=g).to(device)
+    go = torch.randn(1, 1024, 4103, 1, generator=g).to(device)
+    sums = []
+    for layout in ("contiguous", "channels_last"):
+        sums.append(ops.depthwise_conv2d_backward_bias(in_layout(go, layout)))
+        sums.append(ops.depthwise_conv2d_backward_weight_bias(in_layout(go, layout), in_layout(x, layout),
+                                                              list(wt.shape), [1, 1], [0] * 4, [1, 1])[1])
+    for s in sums[1:]:
+        assert torch.equal(s, sums[0])
+    torch.testing.assert_close(sums[0].double(), go.double().sum((0, 2, 3)), atol=1e-3, rtol=1e-5)
 
 
 def test_weight_grad_of_batch_is_sum_over_chunks(device):
@@ -272,6 +328,8 @@ def _opcheck_samples(device):
             yield ops.depthwise_conv2d_backward_input.default, (go, w, [2, 3, 8, 9], [1, 1], [1, 1, 1, 1], [1, 1])
             yield ops.depthwise_conv2d_backward_weight.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
             yield ops.depthwise_conv2d_backward_bias.default, (go,)
+            yield ops.depthwise_conv2d_backward_weight_bias.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1],
+                                                                      [1, 1])
 
 
 def test_opcheck(device):
@@ -287,7 +345,8 @@ def test_fake_kernel_matches_real_strides(device):
         with FakeTensorMode() as mode:
             fake_args = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
             fake = op(*fake_args)
-        assert fake.shape == real.shape and fake.stride() == real.stride() and fake.dtype == real.dtype
+        for r, f in zip(*((t,) if isinstance(t, torch.Tensor) else t for t in (real, fake)), strict=True):
+            assert f.shape == r.shape and f.stride() == r.stride() and f.dtype == r.dtype
 
 
 # --- 9. layouts --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@
 #include <immintrin.h>
 #endif
 #include <cstring>
+#include <optional>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -82,6 +84,19 @@ struct Simd {
     }
 #endif
     for (int64_t i = 0; i < m; ++i) p[i] = v[i];
+  }
+  // The first m (< W) lanes from p, the others zero: one masked load on AVX-512.
+  static inline vec load_first(const T* p, int64_t m) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
+      return reinterpret_cast<vec>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << m) - 1), p));
+    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
+      return reinterpret_cast<vec>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1), p));
+    }
+#endif
+    vec v = vec{};
+    for (int64_t i = 0; i < m; ++i) v[i] = p[i];
+    return v;
   }
   // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
   static inline vec broadcast(T x) { return x - vec{}; }
@@ -745,9 +760,50 @@ inline void row_taps_nchw(acc_t* __restrict lanes, const acc_t* const* xrows,
   for (int kw = 0; kw < KW; ++kw) S::store(lanes + kw * L, S::load(lanes + kw * L) + a[kw]);
 }
 
+// The bias gradient (each channel's sum of grad_output) is summed in one order whatever the layout
+// and whichever op computes it (the bias op, or the weight op with it), so that it is the same bit
+// for bit whichever other gradients are asked for. The rows r = n * out_h + oh go in groups of
+// bias_group_rows(rows, C) consecutive rows; within a group, lane j of L (the vector width) sums,
+// row after row, each row's values j, j + L, j + 2L, ...; a group's sum is its lanes added in
+// order from lane 0, and the total is the groups' sums added in order.
+inline int64_t bias_group_rows(int64_t rows, int64_t channels) {
+  return std::max<int64_t>(4, ceil_div(rows * channels, int64_t(1) << 20));  // <= ~2^20 group sums
+}
+
+// NCHW: one channel's bias sum, fed its rows in order.
+template <typename acc_t>
+struct ChannelBiasSum {
+  using S = Simd<acc_t>;
+  static constexpr int L = S::kLanes;
+  int64_t group, rows;
+  typename S::vec lanes = S::broadcast(0);
+  acc_t total = 0;
+  ChannelBiasSum(int64_t rows_, int64_t channels) : group(bias_group_rows(rows_, channels)), rows(rows_) {}
+  template <typename src_t>
+  void add_row(int64_t r, const src_t* g, int64_t n) {
+    for (int64_t i = 0; i < n; i += L) {
+      if constexpr (std::is_same_v<src_t, acc_t>) {
+        lanes += i + L <= n ? S::load(g + i) : S::load_first(g + i, n - i);
+      } else {
+        typename S::vec v;
+        for (int j = 0; j < L; ++j) v[j] = i + j < n ? static_cast<acc_t>(g[i + j]) : acc_t(0);
+        lanes += v;
+      }
+    }
+    if ((r + 1) % group == 0 || r + 1 == rows) {
+      acc_t s = 0;
+      for (int j = 0; j < L; ++j) s += lanes[j];
+      total += s;
+      lanes = S::broadcast(0);
+    }
+  }
+};
+
+// With gb, also the bias gradient (each channel's sum of grad_output), from the grad_output plane
+// already copied for the weight gradient: one read of grad_output for both.
 template <typename scalar_t>
 void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
-                          scalar_t* gw) {
+                          scalar_t* gw, scalar_t* gb) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t taps = p.kernel_h * p.kernel_w;
   const int64_t Bn = block_for<acc_t>(p.out_w);  // values per lane block
@@ -763,6 +819,7 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
     std::vector<const acc_t*> xr(p.out_h), gr(p.out_h);
     for (int64_t co = begin; co < end; ++co) {
       std::fill(lanes.begin(), lanes.end(), acc_t(0));
+      ChannelBiasSum<acc_t> bias_sum(p.batch * p.out_h, p.out_channels);
       for (int64_t n = 0; n < p.batch; ++n) {
         const scalar_t* x = in + (n * p.channels + co / p.mult) * p.in_h * p.in_w;
         const scalar_t* g = go + (n * p.out_channels + co) * p.out_h * p.out_w;
@@ -772,6 +829,10 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
         for (int64_t oh = 0; oh < p.out_h; ++oh)
           for (int64_t ow = 0; ow < p.out_w; ++ow)
             gbuf[oh * n_round + ow] = static_cast<acc_t>(g[oh * p.out_w + ow]);
+        if (gb) {  // from the rows already converted
+          for (int64_t oh = 0; oh < p.out_h; ++oh)
+            bias_sum.add_row(n * p.out_h + oh, gbuf.data() + oh * n_round, p.out_w);
+        }
         if (row_taps) {
           // A kernel row's taps at once, over all the output rows that reach it.
           for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
@@ -817,6 +878,7 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
         }
         gw[co * taps + tap] = static_cast<scalar_t>(s);
       }
+      if (gb) gb[co] = static_cast<scalar_t>(bias_sum.total);
     }
   });
 }
@@ -1193,8 +1255,17 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
             // Interior pixels in blocks of 8, then 4, 2, 1. With unit stride, blocks of 8 or 4
             // pixels dil_w apart slide along the taps: dil_w such blocks cover 8 or 4 * dil_w
             // consecutive pixels.
-            const int64_t left = std::min(e, ow_in_hi) - ow;
+            int64_t left = std::min(e, ow_in_hi) - ow;
             const int64_t d = p.dil_w;
+            // The last interior pixels of a row, too few for a sliding block of 8: the block of 8
+            // that ends with them instead, recomputing some pixels before it (to the same values),
+            // rather than narrower blocks, which make fewer products per load. (Not into pixels
+            // before `a`: after the row pairs, measured slower for 7x7 and 31x31.)
+            if (p.stride_w == 1 && left < 8 * d && e >= ow_in_hi &&
+                ow_in_hi - 8 * d >= std::max(a, ow_in_lo)) {
+              ow = ow_in_hi - 8 * d;
+              left = 8 * d;
+            }
             const bool slide = p.stride_w == 1 && left >= 4 * d;
             const int pb = slide ? (left >= 8 * d ? 8 : 4) : pixel_block(left);
             const int64_t col = ow * p.stride_w - p.pad_w;
@@ -1402,9 +1473,57 @@ inline void accumulate_row_taps(acc_t* dst, int64_t Co, const acc_t* g, const ac
   for (int kw = 0; kw < KW; ++kw) S::store(dst + kw * Co, S::load(dst + kw * Co) + acc[kw]);
 }
 
+// NHWC: the bias sums of all channels, each group's rows fed in order by one task (the weight
+// gradient's row chunks are whole groups), with a [L][Co] scratch of lanes per task.
+template <typename acc_t>
+struct BiasGroups {
+  static constexpr int L = Simd<acc_t>::kLanes;
+  int64_t group, rows, Co;
+  std::vector<acc_t> sums;  // [groups][Co]
+  BiasGroups(int64_t rows_, int64_t Co_)
+      : group(bias_group_rows(rows_, Co_)), rows(rows_), Co(Co_),
+        sums(ceil_div(rows_, group) * Co_, acc_t(0)) {}
+  // Row r (g: its n pixels, Co apart) into the lanes; a finished group into its sums.
+  void add_row(std::vector<acc_t>& lanes, int64_t r, const acc_t* __restrict g, int64_t n) {
+    using S = Simd<acc_t>;
+    if (r % group == 0) lanes.assign(L * Co, acc_t(0));
+    const int64_t cv = Co / L * L;
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t* __restrict l = lanes.data() + (i % L) * Co;
+      const acc_t* x = g + i * Co;
+      for (int64_t c = 0; c < cv; c += L) S::store(l + c, S::load(l + c) + S::load(x + c));
+      for (int64_t c = cv; c < Co; ++c) l[c] += x[c];
+    }
+    if ((r + 1) % group == 0 || r + 1 == rows) {
+      acc_t* __restrict dst = sums.data() + r / group * Co;
+      for (int64_t c = 0; c < cv; c += L) {
+        auto s = S::broadcast(0);
+        for (int j = 0; j < L; ++j) s += S::load(lanes.data() + j * Co + c);
+        S::store(dst + c, s);
+      }
+      for (int64_t c = cv; c < Co; ++c) {
+        acc_t s = 0;
+        for (int j = 0; j < L; ++j) s += lanes[j * Co + c];
+        dst[c] = s;
+      }
+    }
+  }
+  template <typename scalar_t>
+  void finish(scalar_t* gb) const {
+    const int64_t groups = ceil_div(rows, group);
+    for (int64_t co = 0; co < Co; ++co) {
+      acc_t s = 0;
+      for (int64_t g = 0; g < groups; ++g) s += sums[g * Co + co];
+      gb[co] = static_cast<scalar_t>(s);
+    }
+  }
+};
+
+// With gb, also the bias gradient: each grad_output row is summed while it is in cache for the
+// weight gradient (see BiasGroups).
 template <typename scalar_t>
 void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
-                          scalar_t* gw) {
+                          scalar_t* gw, scalar_t* gb) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Co = p.out_channels;
   const int64_t taps = p.kernel_h * p.kernel_w;
@@ -1412,17 +1531,23 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
   // A fixed number of row chunks (a function of the shape only, so the summation order never
   // depends on the thread count), each with its own [taps][Co] partial sums, reduced in order.
   const int64_t budget = int64_t(1) << 22;  // partial-sum elements
-  const int64_t chunks = std::max<int64_t>(
+  const int64_t chunks_wanted = std::max<int64_t>(
       1, std::min<int64_t>({rows, 16, budget / std::max<int64_t>(taps * Co, 1)}));
-  const int64_t rows_per = ceil_div(rows, chunks);
+  // Chunks of whole bias groups (whether or not gb is asked for, so that the weight gradient's
+  // summation order is the same either way).
+  const int64_t group = bias_group_rows(rows, Co);
+  const int64_t rows_per = ceil_div(ceil_div(rows, chunks_wanted), group) * group;
+  const int64_t chunks = ceil_div(rows, rows_per);
   std::vector<acc_t> part(chunks * taps * Co, acc_t(0));
+  std::optional<BiasGroups<acc_t>> bias;
+  if (gb) bias.emplace(rows, Co);
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
   const bool row_taps = p.stride_w == 1 && p.dil_w == 1 &&
                         (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
   const int64_t n_vec = Co / Simd<acc_t>::kLanes * Simd<acc_t>::kLanes;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     PixelRows<scalar_t, acc_t> xrows(p);
-    std::vector<acc_t> gbuf(kConvert ? p.out_w * Co : 0);
+    std::vector<acc_t> gbuf(kConvert ? p.out_w * Co : 0), bias_lanes;
     for (int64_t ch = begin; ch < end; ++ch) {
       acc_t* pc = part.data() + ch * taps * Co;
       for (int64_t r = ch * rows_per; r < std::min(rows, (ch + 1) * rows_per); ++r) {
@@ -1435,6 +1560,7 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
         } else {
           grow = go + r * p.out_w * Co;
         }
+        if (bias) bias->add_row(bias_lanes, r, grow, p.out_w);
         int64_t kh_lo, kh_hi;
         valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
         for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
@@ -1501,39 +1627,45 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
       gw[co * taps + t] = static_cast<scalar_t>(s);
     }
   }
+  if (bias) bias->finish(gb);
 }
 
-// grad_bias[co] = sum of channels_last grad_output over (n, h, w): fixed chunks of pixels, each
-// summed in blocks of 64 pixels (to keep rounding error near a pairwise sum's), then the chunks in
-// order. (NCHW uses ATen's pairwise sum over each contiguous plane.)
+// grad_bias of channels_last grad_output (see bias_group_rows).
 template <typename scalar_t>
 void backward_bias_nhwc(const DepthwiseParams& p, const scalar_t* go, scalar_t* gb) {
   using acc_t = acc_type_t<scalar_t>;
-  const int64_t Co = p.out_channels, pixels = p.batch * p.out_h * p.out_w;
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pixels / 64, 16));
-  const int64_t per = ceil_div(pixels, chunks);
-  constexpr int64_t kBlock = 64;
-  std::vector<acc_t> part(chunks * Co, acc_t(0));
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> blk(Co);
-    for (int64_t ch = begin; ch < end; ++ch) {
-      acc_t* dst = part.data() + ch * Co;
-      const int64_t px1 = std::min(pixels, (ch + 1) * per);
-      for (int64_t px0 = ch * per; px0 < px1; px0 += kBlock) {
-        std::fill(blk.begin(), blk.end(), acc_t(0));
-        for (int64_t px = px0; px < std::min(px1, px0 + kBlock); ++px) {
-          const scalar_t* g = go + px * Co;
-          for (int64_t co = 0; co < Co; ++co) blk[co] += static_cast<acc_t>(g[co]);
-        }
-        for (int64_t co = 0; co < Co; ++co) dst[co] += blk[co];
+  constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
+  const int64_t Co = p.out_channels, rows = p.batch * p.out_h, row_len = p.out_w * Co;
+  BiasGroups<acc_t> bias(rows, Co);
+  at::parallel_for(0, ceil_div(rows, bias.group), 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> gbuf(kConvert ? row_len : 0), lanes;
+    for (int64_t r = begin * bias.group; r < std::min(rows, end * bias.group); ++r) {
+      const scalar_t* src = go + r * row_len;
+      if constexpr (kConvert) {
+        for (int64_t i = 0; i < row_len; ++i) gbuf[i] = static_cast<acc_t>(src[i]);
+        bias.add_row(lanes, r, gbuf.data(), p.out_w);
+      } else {
+        bias.add_row(lanes, r, src, p.out_w);
       }
     }
   });
-  for (int64_t co = 0; co < Co; ++co) {
-    acc_t s = 0;
-    for (int64_t ch = 0; ch < chunks; ++ch) s += part[ch * Co + co];
-    gb[co] = static_cast<scalar_t>(s);
-  }
+  bias.finish(gb);
+}
+
+// grad_bias of NCHW grad_output, per channel (see bias_group_rows).
+template <typename scalar_t>
+void backward_bias_nchw(const DepthwiseParams& p, const scalar_t* go, scalar_t* gb) {
+  using acc_t = acc_type_t<scalar_t>;
+  at::parallel_for(0, p.out_channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t co = begin; co < end; ++co) {
+      ChannelBiasSum<acc_t> sum(p.batch * p.out_h, p.out_channels);
+      for (int64_t n = 0; n < p.batch; ++n) {
+        const scalar_t* g = go + (n * p.out_channels + co) * p.out_h * p.out_w;
+        for (int64_t oh = 0; oh < p.out_h; ++oh) sum.add_row(n * p.out_h + oh, g + oh * p.out_w, p.out_w);
+      }
+      gb[co] = static_cast<scalar_t>(sum.total);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1581,6 +1713,18 @@ at::Tensor depthwise_conv2d_backward_input_cpu(const at::Tensor& grad_output,
   return s.grad_input;
 }
 
+// The weight gradient into s.grad_weight, and the bias gradient into grad_bias when it is defined.
+void run_backward_weight(const DepthwiseBackwardWeightSetup& s, const at::Tensor& grad_bias) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.input.scalar_type(),
+                                  "atrous_dw_bwd_weight", [&] {
+    auto* f = s.p.layout == Layout::kNHWC ? &backward_weight_nhwc<scalar_t>
+                                          : &backward_weight_nchw<scalar_t>;
+    f(s.p, s.grad_output.const_data_ptr<scalar_t>(), s.input.const_data_ptr<scalar_t>(),
+      s.grad_weight.mutable_data_ptr<scalar_t>(),
+      grad_bias.defined() ? grad_bias.mutable_data_ptr<scalar_t>() : nullptr);
+  });
+}
+
 at::Tensor depthwise_conv2d_backward_weight_cpu(const at::Tensor& grad_output,
                                                 const at::Tensor& input,
                                                 at::IntArrayRef weight_size,
@@ -1589,27 +1733,30 @@ at::Tensor depthwise_conv2d_backward_weight_cpu(const at::Tensor& grad_output,
   auto s = setup_depthwise_backward_weight(grad_output, input, weight_size, stride, padding,
                                            dilation);
   if (s.p.batch == 0) return s.grad_weight.zero_();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "atrous_dw_bwd_weight", [&] {
-    auto* f = s.p.layout == Layout::kNHWC ? &backward_weight_nhwc<scalar_t>
-                                          : &backward_weight_nchw<scalar_t>;
-    f(s.p, s.grad_output.const_data_ptr<scalar_t>(), s.input.const_data_ptr<scalar_t>(),
-      s.grad_weight.mutable_data_ptr<scalar_t>());
-  });
+  run_backward_weight(s, at::Tensor());
   return s.grad_weight;
+}
+
+// The weight and bias gradients in one pass over grad_output.
+std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_weight_bias_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  auto s = setup_depthwise_backward_weight(grad_output, input, weight_size, stride, padding,
+                                           dilation);
+  at::Tensor grad_bias = at::empty({s.p.out_channels}, input.options());
+  if (s.p.batch == 0) return {s.grad_weight.zero_(), grad_bias.zero_()};
+  run_backward_weight(s, grad_bias);
+  return {s.grad_weight, grad_bias};
 }
 
 at::Tensor depthwise_conv2d_backward_bias_cpu(const at::Tensor& grad_output) {
   auto s = setup_depthwise_backward_bias(grad_output);
   if (s.p.batch * s.p.out_h * s.p.out_w == 0) return s.grad_bias.zero_();
-  if (s.p.layout == Layout::kNCHW) {
-    const auto acc = grad_output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    return s.grad_output.sum({0, 2, 3}, /*keepdim=*/false, acc).to(grad_output.scalar_type());
-  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
                                   "atrous_dw_bwd_bias", [&] {
-    backward_bias_nhwc<scalar_t>(s.p, s.grad_output.const_data_ptr<scalar_t>(),
-                                 s.grad_bias.mutable_data_ptr<scalar_t>());
+    auto* f = s.p.layout == Layout::kNHWC ? &backward_bias_nhwc<scalar_t>
+                                          : &backward_bias_nchw<scalar_t>;
+    f(s.p, s.grad_output.const_data_ptr<scalar_t>(), s.grad_bias.mutable_data_ptr<scalar_t>());
   });
   return s.grad_bias;
 }
@@ -1621,6 +1768,7 @@ TORCH_LIBRARY_IMPL(atrous, CPU, m) {
   m.impl("depthwise_conv2d_backward_bias", &depthwise_conv2d_backward_bias_cpu);
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cpu);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cpu);
+  m.impl("depthwise_conv2d_backward_weight_bias", &depthwise_conv2d_backward_weight_bias_cpu);
 }
 
 }  // namespace atrous

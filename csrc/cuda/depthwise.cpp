@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include "../common/depthwise_host.h"
 #include "depthwise_cuda.h"
 
@@ -112,6 +114,16 @@ at::Tensor depthwise_conv2d_backward_bias_cuda(const at::Tensor& grad_output) {
   return grad_output.sum({0, 2, 3}, /*keepdim=*/false, acc).to(grad_output.scalar_type());
 }
 
+// The weight and bias gradients: the two kernels above, one after the other (on the GPU the bias
+// sum is a separate reduction).
+std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_weight_bias_cuda(
+    const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  at::Tensor grad_weight = depthwise_conv2d_backward_weight_cuda(grad_output, input, weight_size,
+                                                                 stride, padding, dilation);
+  return {grad_weight, depthwise_conv2d_backward_bias_cuda(grad_output)};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
@@ -119,6 +131,7 @@ TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
   m.impl("depthwise_conv2d_backward_bias", &depthwise_conv2d_backward_bias_cuda);
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cuda);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cuda);
+  m.impl("depthwise_conv2d_backward_weight_bias", &depthwise_conv2d_backward_weight_bias_cuda);
 }
 
 }  // namespace atrous

@@ -67,6 +67,12 @@ def _depthwise_backward_weight_fake(grad_output, input, weight_size, stride, pad
     return input.new_empty(weight_size)
 
 
+@torch.library.register_fake("atrous::depthwise_conv2d_backward_weight_bias")
+def _depthwise_backward_weight_bias_fake(grad_output, input, weight_size, stride, padding, dilation):
+    return (_depthwise_backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation),
+            input.new_empty((weight_size[0],)))
+
+
 # --- autograd: forward ---------------------------------------------------------------------------
 
 def _dw_setup(ctx, inputs, output):
@@ -82,9 +88,13 @@ def _dw_backward(ctx, grad):
     gi = gw = gb = None
     if ctx.needs_input_grad[0]:
         gi = ops.depthwise_conv2d_backward_input(grad, weight, list(input.shape), stride, padding, dilation)
-    if ctx.needs_input_grad[1]:
+    need_bias = ctx.has_bias and ctx.needs_input_grad[2]
+    if ctx.needs_input_grad[1] and need_bias:  # one pass over grad for both
+        gw, gb = ops.depthwise_conv2d_backward_weight_bias(grad, input, list(weight.shape), stride, padding,
+                                                           dilation)
+    elif ctx.needs_input_grad[1]:
         gw = ops.depthwise_conv2d_backward_weight(grad, input, list(weight.shape), stride, padding, dilation)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
+    elif need_bias:
         gb = ops.depthwise_conv2d_backward_bias(grad)
     return gi, gw, gb, None, None, None
 
@@ -144,6 +154,27 @@ def _dwbw_backward(ctx, ggw):
 
 torch.library.register_autograd(
     "atrous::depthwise_conv2d_backward_weight", _dwbw_backward, setup_context=_dwbw_setup)
+
+
+# (grad_weight, grad_bias): the two adjoints above, summed for grad_output.
+
+def _dwbwb_backward(ctx, ggw, ggb):
+    grad_output, input = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    d_go = d_x = None
+    if ctx.needs_input_grad[0]:
+        if ggw is not None:
+            d_go = ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation)
+        if ggb is not None:
+            spread = ggb.reshape(1, -1, 1, 1).expand(grad_output.shape)
+            d_go = spread if d_go is None else d_go + spread
+    if ctx.needs_input_grad[1] and ggw is not None:
+        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
+    return d_go, d_x, None, None, None, None
+
+
+torch.library.register_autograd(
+    "atrous::depthwise_conv2d_backward_weight_bias", _dwbwb_backward, setup_context=_dwbw_setup)
 
 
 # grad_bias = sum over (n, h, w) of grad_output: its adjoint broadcasts.
