@@ -93,13 +93,14 @@ def test_random_large_kernels_match_reference(device, seed):
 # grad_weight's kernel rows at once (widths 3, 5, 7) and per tap (other widths).
 # CPU NCHW column sweeps (square kernels 3, 5, 7; unit stride with dilation phases, or stride 2).
 # CPU NHWC: blocks of 8 interior pixels, border pixels, channel tails (C not a multiple of 16),
-# unit stride's sliding blocks (dilation 1, 2, 3), zero-padded rows for kernels wider than 7
-# (padding beyond the input's end, multiplier 2), pairs of output rows (kernel widths other than
-# 3), channel tails in narrower vectors, grad_weight's kernel rows at once (widths 3, 5,
-# 7), grad_input through the flipped forward (stride 1, m = 1, padding <= dilated extent) and the
-# general path. CUDA: the tiled forward and the direct forward (tiles over 48 KiB), the vector
-# channels_last forward (C a multiple of 16 bytes' worth), the row-chunk grad_weight kernels
-# (kernel widths up to 3, 5, 7, 16, 32) and the per-tap ones (wider), both layouts of every kernel.
+# unit stride's sliding blocks (dilation 1, 2, 3; each column class alone; a row's last block
+# overlapping), zero-padded rows for kernels wider than 7 (padding beyond the input's end,
+# multiplier 2), pairs of output rows (kernel widths other than 3), channel tails in narrower
+# vectors, grad_weight's kernel rows at once (widths 3, 5, 7), grad_input through the flipped
+# forward (stride 1, m = 1, padding <= dilated extent) and the general path. CUDA: the tiled
+# forward and the direct forward (tiles over 48 KiB), the vector channels_last forward (C a
+# multiple of 16 bytes' worth), the row-chunk grad_weight kernels (kernel widths up to 3, 5, 7, 16,
+# 32) and the per-tap ones (wider), both layouts of every kernel.
 SPECIAL = [
     dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=70, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
     dict(N=2, C=3, m=1, kh=3, kw=3, H=9, W=40, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
@@ -138,6 +139,10 @@ SPECIAL = [
     dict(N=16, C=29, m=1, kh=7, kw=7, H=11, W=30, stride=(1, 1), padding=3, dilation=(1, 2), bias=True),
     dict(N=16, C=15, m=2, kh=9, kw=9, H=14, W=20, stride=(1, 1), padding=4, dilation=(1, 1), bias=False),
     dict(N=8, C=23, m=1, kh=4, kw=4, H=10, W=25, stride=(1, 1), padding=(2, 1), dilation=(1, 1), bias=True),
+    # NHWC: dilated interiors too narrow for blocks of 4 in every column class (each class slides
+    # alone: classes of 4 and 3 at dilation 6; of 2 after a block of 4 at dilation 3).
+    dict(N=2, C=20, m=1, kh=3, kw=3, H=9, W=33, stride=(1, 1), padding=6, dilation=(6, 6), bias=True),
+    dict(N=1, C=13, m=2, kh=3, kw=5, H=7, W=30, stride=(1, 1), padding=(1, 6), dilation=(1, 3), bias=True),
 ]
 
 

@@ -1032,11 +1032,12 @@ std::vector<Run> channel_runs(int64_t Co) {
 // The largest block of 8, 4, 2 or 1 pixels that n (>= 1) pixels fill.
 inline int pixel_block(int64_t n) { return n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1; }
 
-// Calls f(std::integral_constant<int, P>) for a block of P = pb pixels (8, 4, 2 or 1).
+// Calls f(std::integral_constant<int, P>) for a block of P = pb pixels (8, 4, 3, 2 or 1).
 template <typename F>
 inline void with_pixels(int pb, F&& f) {
   if (pb == 8) return f(std::integral_constant<int, 8>{});
   if (pb == 4) return f(std::integral_constant<int, 4>{});
+  if (pb == 3) return f(std::integral_constant<int, 3>{});
   if (pb == 2) return f(std::integral_constant<int, 2>{});
   f(std::integral_constant<int, 1>{});
 }
@@ -1265,6 +1266,32 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                 ow_in_hi - 8 * d >= std::max(a, ow_in_lo)) {
               ow = ow_in_hi - 8 * d;
               left = 8 * d;
+            }
+            if (p.stride_w == 1 && d > 1 && left < 4 * d && left >= 2 * d) {
+              // A dilated kernel's interior too narrow for blocks of 4 pixels in each of the d
+              // columns classes (pixels d apart): each class slides on its own, in blocks of 4, 3,
+              // 2 or 1 pixels (ASPP d6 at 33 wide: 21 interior pixels, classes of 3 and 4).
+              const int64_t stop = ow + left;
+              for (int64_t r = 0; r < d; ++r) {
+                for (int64_t q = ow + r; q < stop;) {
+                  const int64_t m = ceil_div(stop - q, d);  // pixels left in the class
+                  const int pb = static_cast<int>(std::min<int64_t>(m, 4));
+                  with_pixels(pb, [&](auto PB) {
+                    for (const Run& rn : runs) {
+                      with_width<acc_t>(rn.width, [&](auto WC) {
+                        with_kernel_width(p.kernel_w, [&](auto KC) {
+                          chunk_pixels_s1<decltype(PB)::value, decltype(WC)::value, decltype(KC)::value>(
+                              orow + q * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
+                              n_rows, q - p.pad_w, p);
+                        });
+                      });
+                    }
+                  });
+                  q += pb * d;
+                }
+              }
+              ow = stop;
+              continue;
             }
             const bool slide = p.stride_w == 1 && left >= 4 * d;
             const int pb = slide ? (left >= 8 * d ? 8 : 4) : pixel_block(left);
