@@ -89,6 +89,11 @@ TORCH_LIBRARY(atrous, m) {
   m.def(
       "depthwise_conv2d_backward_weight_bias(Tensor grad_output, Tensor input, int[4] weight_size, "
       "int[2] stride, int[4] padding, int[2] dilation) -> (Tensor, Tensor)");
+  // All the gradients in one pass over grad_output where the backend can: (grad_input,
+  // grad_weight, grad_bias), grad_bias only with `bias` (else an empty tensor).
+  m.def(
+      "depthwise_conv2d_backward_input_weight(Tensor grad_output, Tensor input, Tensor weight, "
+      "int[2] stride, int[4] padding, int[2] dilation, bool bias) -> (Tensor, Tensor, Tensor)");
   // Max-unpool: output_size = [oH, oW]; kernel_size, stride and padding describe the windows
   // the indices come from (they choose the gather form; see csrc/common/unpool_params.h).
   m.def(

@@ -247,8 +247,8 @@ def test_partial_requires_grad(device, which, layout):
     ("wb", {"weight_bias"}),
     ("b", {"bias"}),
     ("xb", {"input", "bias"}),
-    ("xw", {"input", "weight"}),
-    ("xwb", {"input", "weight_bias"}),
+    ("xw", {"input_weight"}),
+    ("xwb", {"input_weight"}),
 ])
 def test_backward_runs_only_needed_ops(device, needs, expected):
     from torch.profiler import ProfilerActivity, profile
@@ -287,6 +287,33 @@ def test_weight_bias_op_matches_separate_ops(device, layout, dtype):
         if device == "cpu":
             for go_layout in ("contiguous", "channels_last"):
                 assert torch.equal(ops.depthwise_conv2d_backward_bias(in_layout(go, go_layout)), gb)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_input_weight_op_matches_separate_ops(device, layout, dtype):
+    # All the gradients at once (on the CPU one pass for channels_last with unit stride and m = 1:
+    # 3x3, 5x5 with row pairs, 31x31 with padded rows, dilation, padding other than 'same', images
+    # whose rows straddle the chunks; the other shapes through the separate kernels), bit for bit
+    # what the separate ops give.
+    g = torch.Generator().manual_seed(7)
+    for (n, c, m, h, w, kh, kw, s, p, d) in [(3, 21, 1, 7, 30, 3, 3, 1, 1, 1), (2, 40, 1, 11, 19, 5, 5, 1, 2, 1),
+                                             (1, 18, 1, 9, 40, 31, 31, 1, 15, 1), (2, 20, 1, 9, 33, 3, 3, 1, 6, 6),
+                                             (2, 17, 1, 12, 14, 3, 5, 1, (0, 1), 1),
+                                             (2, 6, 1, 9, 10, 3, 3, 2, 1, 1), (1, 5, 2, 8, 9, 3, 3, 1, 1, 1)]:
+        x = in_layout(torch.randn(n, c, h, w, generator=g).to(device, dtype), layout)
+        wt = torch.randn(c * m, 1, kh, kw, generator=g).to(device, dtype)
+        pad = [p, p, p, p] if isinstance(p, int) else [p[0], p[1], p[0], p[1]]
+        geometry = ([s, s], pad, [d, d])
+        go = in_layout(torch.randn_like(ops.depthwise_conv2d(x, wt, None, *geometry)), layout)
+        gi_ref = ops.depthwise_conv2d_backward_input(go, wt, list(x.shape), *geometry)
+        gw_ref = ops.depthwise_conv2d_backward_weight(go, x, list(wt.shape), *geometry)
+        gb_ref = ops.depthwise_conv2d_backward_bias(go)
+        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(go, x, wt, *geometry, True)
+        assert torch.equal(gi, gi_ref) and gi.stride() == gi_ref.stride()
+        assert torch.equal(gw, gw_ref) and torch.equal(gb, gb_ref)
+        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(go, x, wt, *geometry, False)
+        assert torch.equal(gi, gi_ref) and torch.equal(gw, gw_ref) and gb.shape == (0,)
 
 
 def test_bias_grad_same_bits_in_every_layout_with_large_groups(device):
@@ -335,6 +362,10 @@ def _opcheck_samples(device):
             yield ops.depthwise_conv2d_backward_bias.default, (go,)
             yield ops.depthwise_conv2d_backward_weight_bias.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1],
                                                                       [1, 1])
+            x3 = in_layout(torch.randn(2, 6, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
+            for bias in (True, False):
+                yield ops.depthwise_conv2d_backward_input_weight.default, (go, x3, w, [1, 1], [1, 1, 1, 1], [1, 1],
+                                                                           bias)
 
 
 def test_opcheck(device):

@@ -1174,9 +1174,13 @@ inline void chunk_pixels_s1_pair(scalar_t* __restrict out0, scalar_t* __restrict
   }
 }
 
-template <typename scalar_t>
-void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
-                  const scalar_t* bias, scalar_t* out) {
+// The channels_last forward: the set-up (weights blocked, bias, padded rows), then
+// drive(rows), where rows(n, oh0, oh1) computes output rows [oh0, oh1) of image n (any rows, in any
+// order or thread: each output pixel's sum is the same chain of products whichever block computes
+// it). forward_nhwc drives it over the whole output; the fused backward over chunks of rows.
+template <typename scalar_t, typename Drive>
+void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
+                       const scalar_t* bias, scalar_t* out, Drive&& drive) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
   std::vector<acc_t> b(Co, acc_t(0));
@@ -1218,17 +1222,12 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
   // slower for 3x3, whose single rows already keep the FMAs busy.
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.stride_w == 1 && p.kernel_w != 3;
   const int64_t kH = p.kernel_h;
-  const int64_t rblocks = split_rows(p.batch, p.out_h);
-  const int64_t rows_per = ceil_div(p.out_h, rblocks);
-  at::parallel_for(0, p.batch * rblocks, 1, [&](int64_t begin, int64_t end) {
+  auto compute_rows = [&](int64_t n, int64_t oh0, int64_t oh1) {
     PixelRows<scalar_t, acc_t> rows(p);
     std::vector<const acc_t*> xrow(kH + 1);
     std::vector<int64_t> kh_of(kH);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / rblocks;
-      const int64_t oh0 = (task % rblocks) * rows_per;
-      const int64_t oh1 = std::min(p.out_h, oh0 + rows_per);
-      if (oh0 >= oh1) continue;
+    {
+      if (oh0 >= oh1) return;
       const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
       const int64_t ih_hi = std::min<int64_t>(
           p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (kH - 1) * p.dil_h + 1);
@@ -1385,6 +1384,22 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
         ++oh;
       }
     }
+  };
+  drive(compute_rows);
+}
+
+template <typename scalar_t>
+void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
+                  const scalar_t* bias, scalar_t* out) {
+  forward_nhwc_with(p, in, weight, bias, out, [&](auto& compute_rows) {
+    const int64_t rblocks = split_rows(p.batch, p.out_h);
+    const int64_t rows_per = ceil_div(p.out_h, rblocks);
+    at::parallel_for(0, p.batch * rblocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t oh0 = (task % rblocks) * rows_per;
+        compute_rows(task / rblocks, oh0, std::min(p.out_h, oh0 + rows_per));
+      }
+    });
   });
 }
 
@@ -1548,9 +1563,24 @@ struct BiasGroups {
 
 // With gb, also the bias gradient: each grad_output row is summed while it is in cache for the
 // weight gradient (see BiasGroups).
+// Per-task buffers of the channels_last weight gradient: kept across the calls that add one
+// chunk's rows (a bias group's lanes carry over from row to row).
 template <typename scalar_t>
-void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
-                          scalar_t* gw, scalar_t* gb) {
+struct WeightRowsScratch {
+  using acc_t = acc_type_t<scalar_t>;
+  PixelRows<scalar_t, acc_t> xrows;
+  std::vector<acc_t> gbuf, bias_lanes;
+  explicit WeightRowsScratch(const DepthwiseParams& p)
+      : xrows(p), gbuf(std::is_same_v<scalar_t, acc_t> ? 0 : p.out_w * p.out_channels) {}
+};
+
+// The channels_last weight (and bias) gradient: the set-up, then
+// drive(chunks, rows_per, add_rows), where add_rows(ch, r0, r1, scratch) adds grad_output rows
+// [r0, r1) (of the rows n * out_h + oh) of chunk ch, [ch * rows_per, (ch + 1) * rows_per); each
+// chunk's rows must be added in order, by one task; then the chunks' partial sums are reduced.
+template <typename scalar_t, typename Drive>
+void backward_weight_nhwc_with(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
+                               scalar_t* gw, scalar_t* gb, Drive&& drive) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Co = p.out_channels;
   const int64_t taps = p.kernel_h * p.kernel_w;
@@ -1572,12 +1602,13 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
   const bool row_taps = p.stride_w == 1 && p.dil_w == 1 &&
                         (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
   const int64_t n_vec = Co / Simd<acc_t>::kLanes * Simd<acc_t>::kLanes;
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    PixelRows<scalar_t, acc_t> xrows(p);
-    std::vector<acc_t> gbuf(kConvert ? p.out_w * Co : 0), bias_lanes;
-    for (int64_t ch = begin; ch < end; ++ch) {
+  auto add_rows = [&](int64_t ch, int64_t r0, int64_t r1, WeightRowsScratch<scalar_t>& scratch) {
+    PixelRows<scalar_t, acc_t>& xrows = scratch.xrows;
+    std::vector<acc_t>& gbuf = scratch.gbuf;
+    std::vector<acc_t>& bias_lanes = scratch.bias_lanes;
+    {
       acc_t* pc = part.data() + ch * taps * Co;
-      for (int64_t r = ch * rows_per; r < std::min(rows, (ch + 1) * rows_per); ++r) {
+      for (int64_t r = r0; r < r1; ++r) {
         const int64_t n = r / p.out_h, oh = r % p.out_h;
         const acc_t* grow;
         if constexpr (kConvert) {
@@ -1646,7 +1677,8 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
         }
       }
     }
-  });
+  };
+  drive(chunks, rows_per, add_rows);
   for (int64_t co = 0; co < Co; ++co) {
     for (int64_t t = 0; t < taps; ++t) {
       acc_t s = 0;
@@ -1655,6 +1687,60 @@ void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const sc
     }
   }
   if (bias) bias->finish(gb);
+}
+
+template <typename scalar_t>
+void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in,
+                          scalar_t* gw, scalar_t* gb) {
+  const int64_t rows = p.batch * p.out_h;
+  backward_weight_nhwc_with(p, go, in, gw, gb, [&](int64_t chunks, int64_t rows_per, auto& add_rows) {
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      WeightRowsScratch<scalar_t> scratch(p);
+      for (int64_t ch = begin; ch < end; ++ch)
+        add_rows(ch, ch * rows_per, std::min(rows, (ch + 1) * rows_per), scratch);
+    });
+  });
+}
+
+// grad_input and the weight (and bias) gradients of channels_last tensors in one pass over
+// grad_output, for the strides where grad_input is the forward with the flipped kernel (q: the
+// op's geometry, t: the flipped forward's, from flipped_forward_params): each task takes the weight
+// gradient's chunks, 8 grad_output rows at a time, and after each group of rows the grad_input
+// rows that correspond (their share of the image rows), while those grad_output rows are still in
+// cache. Results are bit for bit those of the separate kernels.
+template <typename scalar_t>
+void backward_input_weight_nhwc(const DepthwiseParams& q, const DepthwiseParams& t,
+                                const scalar_t* go, const scalar_t* in,
+                                const scalar_t* flipped_weight, scalar_t* gi, scalar_t* gw,
+                                scalar_t* gb) {
+  const int64_t rows = q.batch * q.out_h;      // grad_output rows
+  const int64_t gi_rows = t.batch * t.out_h;   // grad_input rows
+  constexpr int64_t kStep = 8;
+  backward_weight_nhwc_with(q, go, in, gw, gb, [&](int64_t chunks, int64_t rows_per, auto& add_rows) {
+    forward_nhwc_with(t, go, flipped_weight, static_cast<const scalar_t*>(nullptr), gi,
+                      [&](auto& compute_rows) {
+      // grad_input rows [g0, g1) of the rows n * in_h + ih, image by image.
+      auto gi_span = [&](int64_t g0, int64_t g1) {
+        while (g0 < g1) {
+          const int64_t n = g0 / t.out_h, ih0 = g0 % t.out_h;
+          const int64_t ih1 = std::min(t.out_h, ih0 + (g1 - g0));
+          compute_rows(n, ih0, ih1);
+          g0 += ih1 - ih0;
+        }
+      };
+      at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        WeightRowsScratch<scalar_t> scratch(q);
+        for (int64_t ch = begin; ch < end; ++ch) {
+          const int64_t r1 = std::min(rows, (ch + 1) * rows_per);
+          for (int64_t r = ch * rows_per; r < r1; r += kStep) {
+            const int64_t re = std::min(r1, r + kStep);
+            add_rows(ch, r, re, scratch);
+            gi_span(r * gi_rows / rows, re * gi_rows / rows);
+          }
+        }
+      });
+    });
+  });
 }
 
 // grad_bias of channels_last grad_output (see bias_group_rows).
@@ -1776,6 +1862,43 @@ std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_weight_bias_cpu(
   return {s.grad_weight, grad_bias};
 }
 
+// grad_input, grad_weight and (with `bias`; else an empty tensor) grad_bias: in one pass over
+// channels_last tensors where grad_input is the flipped forward, else from the separate kernels.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_input_weight_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool bias) {
+  auto si = setup_depthwise_backward_input(grad_output, weight, input.sizes(), stride, padding,
+                                           dilation);
+  auto sw = setup_depthwise_backward_weight(grad_output, input, weight.sizes(), stride, padding,
+                                            dilation);
+  DepthwiseParams t;
+  const bool fused = si.p.layout == Layout::kNHWC && sw.p.layout == Layout::kNHWC &&
+                     flipped_forward_params(si.p, &t) && si.grad_input.numel() > 0;
+  if (!fused) {
+    at::Tensor gi = depthwise_conv2d_backward_input_cpu(grad_output, weight, input.sizes(), stride,
+                                                        padding, dilation);
+    if (!bias) {
+      return {gi, depthwise_conv2d_backward_weight_cpu(grad_output, input, weight.sizes(), stride,
+                                                       padding, dilation),
+              at::empty({0}, input.options())};
+    }
+    auto [gw, gb] = depthwise_conv2d_backward_weight_bias_cpu(grad_output, input, weight.sizes(),
+                                                              stride, padding, dilation);
+    return {gi, gw, gb};
+  }
+  at::Tensor grad_bias = at::empty({bias ? sw.p.out_channels : 0}, input.options());
+  const at::Tensor flipped = si.weight.flip({2, 3}).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+                                  "atrous_dw_bwd_input_weight", [&] {
+    backward_input_weight_nhwc<scalar_t>(
+        sw.p, t, sw.grad_output.const_data_ptr<scalar_t>(), sw.input.const_data_ptr<scalar_t>(),
+        flipped.const_data_ptr<scalar_t>(), si.grad_input.mutable_data_ptr<scalar_t>(),
+        sw.grad_weight.mutable_data_ptr<scalar_t>(),
+        bias ? grad_bias.mutable_data_ptr<scalar_t>() : nullptr);
+  });
+  return {si.grad_input, sw.grad_weight, grad_bias};
+}
+
 at::Tensor depthwise_conv2d_backward_bias_cpu(const at::Tensor& grad_output) {
   auto s = setup_depthwise_backward_bias(grad_output);
   if (s.p.batch * s.p.out_h * s.p.out_w == 0) return s.grad_bias.zero_();
@@ -1796,6 +1919,7 @@ TORCH_LIBRARY_IMPL(atrous, CPU, m) {
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cpu);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cpu);
   m.impl("depthwise_conv2d_backward_weight_bias", &depthwise_conv2d_backward_weight_bias_cpu);
+  m.impl("depthwise_conv2d_backward_input_weight", &depthwise_conv2d_backward_input_weight_cpu);
 }
 
 }  // namespace atrous

@@ -124,6 +124,19 @@ std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_weight_bias_cuda(
   return {grad_weight, depthwise_conv2d_backward_bias_cuda(grad_output)};
 }
 
+// All the gradients: the kernels above, one after the other.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_input_weight_cuda(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool bias) {
+  at::Tensor grad_input = depthwise_conv2d_backward_input_cuda(grad_output, weight, input.sizes(),
+                                                               stride, padding, dilation);
+  at::Tensor grad_weight = depthwise_conv2d_backward_weight_cuda(grad_output, input, weight.sizes(),
+                                                                 stride, padding, dilation);
+  at::Tensor grad_bias = bias ? depthwise_conv2d_backward_bias_cuda(grad_output)
+                              : at::empty({0}, input.options());
+  return {grad_input, grad_weight, grad_bias};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
@@ -132,6 +145,7 @@ TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
   m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cuda);
   m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cuda);
   m.impl("depthwise_conv2d_backward_weight_bias", &depthwise_conv2d_backward_weight_bias_cuda);
+  m.impl("depthwise_conv2d_backward_input_weight", &depthwise_conv2d_backward_input_weight_cuda);
 }
 
 }  // namespace atrous

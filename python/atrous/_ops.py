@@ -73,6 +73,13 @@ def _depthwise_backward_weight_bias_fake(grad_output, input, weight_size, stride
             input.new_empty((weight_size[0],)))
 
 
+@torch.library.register_fake("atrous::depthwise_conv2d_backward_input_weight")
+def _depthwise_backward_input_weight_fake(grad_output, input, weight, stride, padding, dilation, bias):
+    gi = _depthwise_backward_input_fake(grad_output, weight, list(input.shape), stride, padding, dilation)
+    gw = _depthwise_backward_weight_fake(grad_output, input, list(weight.shape), stride, padding, dilation)
+    return gi, gw, input.new_empty((weight.shape[0] if bias else 0,))
+
+
 # --- autograd: forward ---------------------------------------------------------------------------
 
 def _dw_setup(ctx, inputs, output):
@@ -86,9 +93,13 @@ def _dw_backward(ctx, grad):
     input, weight = ctx.saved_tensors
     stride, padding, dilation = ctx.geometry
     gi = gw = gb = None
+    need_bias = ctx.has_bias and ctx.needs_input_grad[2]
+    if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # all in one pass over grad
+        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(grad, input, weight, stride, padding, dilation,
+                                                                need_bias)
+        return gi, gw, gb if need_bias else None, None, None, None
     if ctx.needs_input_grad[0]:
         gi = ops.depthwise_conv2d_backward_input(grad, weight, list(input.shape), stride, padding, dilation)
-    need_bias = ctx.has_bias and ctx.needs_input_grad[2]
     if ctx.needs_input_grad[1] and need_bias:  # one pass over grad for both
         gw, gb = ops.depthwise_conv2d_backward_weight_bias(grad, input, list(weight.shape), stride, padding,
                                                            dilation)
@@ -175,6 +186,40 @@ def _dwbwb_backward(ctx, ggw, ggb):
 
 torch.library.register_autograd(
     "atrous::depthwise_conv2d_backward_weight_bias", _dwbwb_backward, setup_context=_dwbw_setup)
+
+
+# (grad_input, grad_weight, grad_bias): the adjoints above, summed for grad_output.
+
+def _dwbiw_setup(ctx, inputs, output):
+    grad_output, input, weight, stride, padding, dilation, bias = inputs
+    ctx.geometry = (stride, padding, dilation)
+    ctx.bias = bias
+    ctx.save_for_backward(grad_output, input, weight)
+
+
+def _dwbiw_backward(ctx, ggi, ggw, ggb):
+    grad_output, input, weight = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    d_go = d_x = d_w = None
+    if ctx.needs_input_grad[0]:
+        terms = []
+        if ggi is not None:
+            terms.append(ops.depthwise_conv2d(ggi, weight, None, stride, padding, dilation))
+        if ggw is not None:
+            terms.append(ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation))
+        if ctx.bias and ggb is not None:
+            terms.append(ggb.reshape(1, -1, 1, 1).expand(grad_output.shape))
+        for t in terms:
+            d_go = t if d_go is None else d_go + t
+    if ctx.needs_input_grad[1] and ggw is not None:
+        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
+    if ctx.needs_input_grad[2] and ggi is not None:
+        d_w = ops.depthwise_conv2d_backward_weight(grad_output, ggi, list(weight.shape), stride, padding, dilation)
+    return d_go, d_x, d_w, None, None, None, None
+
+
+torch.library.register_autograd(
+    "atrous::depthwise_conv2d_backward_input_weight", _dwbiw_backward, setup_context=_dwbiw_setup)
 
 
 # grad_bias = sum over (n, h, w) of grad_output: its adjoint broadcasts.
