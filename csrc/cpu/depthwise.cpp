@@ -1223,166 +1223,164 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.stride_w == 1 && p.kernel_w != 3;
   const int64_t kH = p.kernel_h;
   auto compute_rows = [&](int64_t n, int64_t oh0, int64_t oh1) {
+    if (oh0 >= oh1) return;
     PixelRows<scalar_t, acc_t> rows(p);
     std::vector<const acc_t*> xrow(kH + 1);
     std::vector<int64_t> kh_of(kH);
-    {
-      if (oh0 >= oh1) return;
-      const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
-      const int64_t ih_hi = std::min<int64_t>(
-          p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (kH - 1) * p.dil_h + 1);
-      if (!padded) rows.load(in + n * p.in_h * p.in_w * p.channels, ih_lo, std::max(ih_lo, ih_hi));
-      auto row_ptr = [&](int64_t ih) {
-        return padded ? padded_in.data() + ((n * p.in_h + ih) * padder.width + p.pad_w) * Co
-                      : rows.pixel(ih, 0);
-      };
-      auto out_row = [&](int64_t oh) { return out + (n * p.out_h + oh) * p.out_w * Co; };
-      // Output row oh's valid kernel rows into kh_of and xrow; returns their number.
-      auto set_rows = [&](int64_t oh) {
-        int64_t kh_lo, kh_hi;
-        valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, kH, p.in_h, &kh_lo, &kh_hi);
-        for (int64_t r = 0; r < kh_hi - kh_lo; ++r) {
-          kh_of[r] = kh_lo + r;
-          xrow[r] = row_ptr(oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h);
-        }
-        return kh_hi - kh_lo;
-      };
-      // Pixels [a, e) of output row oh, whose rows set_rows has set.
-      auto row_pixels = [&](int64_t oh, int64_t n_rows, int64_t a, int64_t e) {
-        scalar_t* orow = out_row(oh);
-        for (int64_t ow = a; ow < e;) {
-          if (ow >= ow_in_lo && ow < ow_in_hi) {
-            // Interior pixels in blocks of 8, then 4, 2, 1. With unit stride, blocks of 8 or 4
-            // pixels dil_w apart slide along the taps: dil_w such blocks cover 8 or 4 * dil_w
-            // consecutive pixels.
-            int64_t left = std::min(e, ow_in_hi) - ow;
-            const int64_t d = p.dil_w;
-            // The last interior pixels of a row, too few for a sliding block of 8: the block of 8
-            // that ends with them instead, recomputing some pixels before it (to the same values),
-            // rather than narrower blocks, which make fewer products per load. (Not into pixels
-            // before `a`: after the row pairs, measured slower for 7x7 and 31x31.)
-            if (p.stride_w == 1 && left < 8 * d && e >= ow_in_hi &&
-                ow_in_hi - 8 * d >= std::max(a, ow_in_lo)) {
-              ow = ow_in_hi - 8 * d;
-              left = 8 * d;
-            }
-            if (p.stride_w == 1 && d > 1 && left < 4 * d && left >= 2 * d) {
-              // A dilated kernel's interior too narrow for blocks of 4 pixels in each of the d
-              // columns classes (pixels d apart): each class slides on its own, in blocks of 4, 3,
-              // 2 or 1 pixels (ASPP d6 at 33 wide: 21 interior pixels, classes of 3 and 4).
-              const int64_t stop = ow + left;
-              for (int64_t r = 0; r < d; ++r) {
-                for (int64_t q = ow + r; q < stop;) {
-                  const int64_t m = ceil_div(stop - q, d);  // pixels left in the class
-                  const int pb = static_cast<int>(std::min<int64_t>(m, 4));
-                  with_pixels(pb, [&](auto PB) {
-                    for (const Run& rn : runs) {
-                      with_width<acc_t>(rn.width, [&](auto WC) {
-                        with_kernel_width(p.kernel_w, [&](auto KC) {
-                          chunk_pixels_s1<decltype(PB)::value, decltype(WC)::value, decltype(KC)::value>(
-                              orow + q * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
-                              n_rows, q - p.pad_w, p);
-                        });
-                      });
-                    }
-                  });
-                  q += pb * d;
-                }
-              }
-              ow = stop;
-              continue;
-            }
-            const bool slide = p.stride_w == 1 && left >= 4 * d;
-            const int pb = slide ? (left >= 8 * d ? 8 : 4) : pixel_block(left);
-            const int64_t col = ow * p.stride_w - p.pad_w;
-            with_pixels(pb, [&](auto PB) {
-              constexpr int PN = decltype(PB)::value;
-              for (const Run& rn : runs) {
-                with_width<acc_t>(rn.width, [&](auto WC) {
-                  constexpr int WN = decltype(WC)::value;
-                  if constexpr (PN >= 4) {
-                    if (slide) {
+    const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
+    const int64_t ih_hi = std::min<int64_t>(
+        p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (kH - 1) * p.dil_h + 1);
+    if (!padded) rows.load(in + n * p.in_h * p.in_w * p.channels, ih_lo, std::max(ih_lo, ih_hi));
+    auto row_ptr = [&](int64_t ih) {
+      return padded ? padded_in.data() + ((n * p.in_h + ih) * padder.width + p.pad_w) * Co
+                    : rows.pixel(ih, 0);
+    };
+    auto out_row = [&](int64_t oh) { return out + (n * p.out_h + oh) * p.out_w * Co; };
+    // Output row oh's valid kernel rows into kh_of and xrow; returns their number.
+    auto set_rows = [&](int64_t oh) {
+      int64_t kh_lo, kh_hi;
+      valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, kH, p.in_h, &kh_lo, &kh_hi);
+      for (int64_t r = 0; r < kh_hi - kh_lo; ++r) {
+        kh_of[r] = kh_lo + r;
+        xrow[r] = row_ptr(oh * p.stride_h - p.pad_h + (kh_lo + r) * p.dil_h);
+      }
+      return kh_hi - kh_lo;
+    };
+    // Pixels [a, e) of output row oh, whose rows set_rows has set.
+    auto row_pixels = [&](int64_t oh, int64_t n_rows, int64_t a, int64_t e) {
+      scalar_t* orow = out_row(oh);
+      for (int64_t ow = a; ow < e;) {
+        if (ow >= ow_in_lo && ow < ow_in_hi) {
+          // Interior pixels in blocks of 8, then 4, 2, 1. With unit stride, blocks of 8 or 4
+          // pixels dil_w apart slide along the taps: dil_w such blocks cover 8 or 4 * dil_w
+          // consecutive pixels.
+          int64_t left = std::min(e, ow_in_hi) - ow;
+          const int64_t d = p.dil_w;
+          // The last interior pixels of a row, too few for a sliding block of 8: the block of 8
+          // that ends with them instead, recomputing some pixels before it (to the same values),
+          // rather than narrower blocks, which make fewer products per load. (Not into pixels
+          // before `a`: after the row pairs, measured slower for 7x7 and 31x31.)
+          if (p.stride_w == 1 && left < 8 * d && e >= ow_in_hi &&
+              ow_in_hi - 8 * d >= std::max(a, ow_in_lo)) {
+            ow = ow_in_hi - 8 * d;
+            left = 8 * d;
+          }
+          if (p.stride_w == 1 && d > 1 && left < 4 * d && left >= 2 * d) {
+            // A dilated kernel's interior too narrow for blocks of 4 pixels in each of the d
+            // column classes (pixels d apart): each class slides on its own, in blocks of 4, 3,
+            // 2 or 1 pixels (ASPP d6 at 33 wide: 21 interior pixels, classes of 3 and 4).
+            const int64_t stop = ow + left;
+            for (int64_t r = 0; r < d; ++r) {
+              for (int64_t q = ow + r; q < stop;) {
+                const int64_t m = ceil_div(stop - q, d);  // pixels left in the class
+                const int pb = static_cast<int>(std::min<int64_t>(m, 4));
+                with_pixels(pb, [&](auto PB) {
+                  for (const Run& rn : runs) {
+                    with_width<acc_t>(rn.width, [&](auto WC) {
                       with_kernel_width(p.kernel_w, [&](auto KC) {
-                        for (int64_t r = 0; r < d; ++r)
-                          chunk_pixels_s1<PN, WN, decltype(KC)::value>(
-                              orow + (ow + r) * Co, b.data(), wblocked.data(), xrow.data(), rn,
-                              kh_of.data(), n_rows, col + r, p);
+                        chunk_pixels_s1<decltype(PB)::value, decltype(WC)::value, decltype(KC)::value>(
+                            orow + q * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
+                            n_rows, q - p.pad_w, p);
                       });
-                      return;
-                    }
+                    });
                   }
-                  chunk_pixels<PN, WN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn,
-                                       kh_of.data(), n_rows, col, p, 0, p.kernel_w);
                 });
+                q += pb * d;
               }
-            });
-            ow += slide ? pb * d : pb;
+            }
+            ow = stop;
             continue;
           }
-          // Border pixels: their valid taps only, in blocks of up to 8 consecutive pixels whose
-          // valid taps are the same (a dilated kernel's border is many pixels wide).
-          int64_t kw_lo, kw_hi;
-          valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
-          int64_t same = 1;
-          for (; same < 8 && ow + same < e; ++same) {
-            const int64_t q = ow + same;
-            if (q >= ow_in_lo && q < ow_in_hi) break;
-            int64_t lo, hi;
-            valid_taps(q, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &lo, &hi);
-            if (lo != kw_lo || hi != kw_hi) break;
-          }
-          const int pb = pixel_block(same);
+          const bool slide = p.stride_w == 1 && left >= 4 * d;
+          const int pb = slide ? (left >= 8 * d ? 8 : 4) : pixel_block(left);
+          const int64_t col = ow * p.stride_w - p.pad_w;
           with_pixels(pb, [&](auto PB) {
+            constexpr int PN = decltype(PB)::value;
             for (const Run& rn : runs) {
               with_width<acc_t>(rn.width, [&](auto WC) {
-                chunk_pixels<decltype(PB)::value, decltype(WC)::value>(
-                    orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
-                    n_rows, ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
+                constexpr int WN = decltype(WC)::value;
+                if constexpr (PN >= 4) {
+                  if (slide) {
+                    with_kernel_width(p.kernel_w, [&](auto KC) {
+                      for (int64_t r = 0; r < d; ++r)
+                        chunk_pixels_s1<PN, WN, decltype(KC)::value>(
+                            orow + (ow + r) * Co, b.data(), wblocked.data(), xrow.data(), rn,
+                            kh_of.data(), n_rows, col + r, p);
+                    });
+                    return;
+                  }
+                }
+                chunk_pixels<PN, WN>(orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn,
+                                     kh_of.data(), n_rows, col, p, 0, p.kernel_w);
               });
             }
           });
-          ow += pb;
-        }
-      };
-      // Whether output row oh reads all kH kernel rows (unit stride and dilation along H).
-      auto full = [&](int64_t oh) { return oh >= p.pad_h && oh - p.pad_h + kH <= p.in_h; };
-      for (int64_t oh = oh0; oh < oh1;) {
-        if (pairs && oh + 1 < oh1 && full(oh) && full(oh + 1)) {
-          for (int64_t r = 0; r <= kH; ++r) xrow[r] = row_ptr(oh - p.pad_h + r);
-          // The sliding blocks of the interior pixels for both rows at once.
-          const int64_t d = p.dil_w;
-          int64_t ow = ow_in_lo;
-          while (ow_in_hi - ow >= 4 * d) {
-            const int pb = ow_in_hi - ow >= 8 * d ? 8 : 4;
-            with_pixels(pb, [&](auto PB) {
-              constexpr int PN = decltype(PB)::value;
-              if constexpr (PN >= 4) {  // pb is 8 or 4 here
-                for (const Run& rn : runs) {
-                  with_width<acc_t>(rn.width, [&](auto WC) {
-                    with_kernel_width(p.kernel_w, [&](auto KC) {
-                      for (int64_t r = 0; r < d; ++r)
-                        chunk_pixels_s1_pair<PN, decltype(WC)::value, decltype(KC)::value>(
-                            out_row(oh) + (ow + r) * Co, out_row(oh + 1) + (ow + r) * Co,
-                            b.data(), wblocked.data(), xrow.data(), rn, ow + r - p.pad_w, p);
-                    });
-                  });
-                }
-              }
-            });
-            ow += pb * d;
-          }
-          // The other pixels row by row.
-          for (int64_t o = oh; o < oh + 2; ++o) {
-            const int64_t n_rows = set_rows(o);
-            row_pixels(o, n_rows, 0, ow_in_lo);
-            row_pixels(o, n_rows, ow, p.out_w);
-          }
-          oh += 2;
+          ow += slide ? pb * d : pb;
           continue;
         }
-        row_pixels(oh, set_rows(oh), 0, p.out_w);
-        ++oh;
+        // Border pixels: their valid taps only, in blocks of up to 8 consecutive pixels whose
+        // valid taps are the same (a dilated kernel's border is many pixels wide).
+        int64_t kw_lo, kw_hi;
+        valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
+        int64_t same = 1;
+        for (; same < 8 && ow + same < e; ++same) {
+          const int64_t q = ow + same;
+          if (q >= ow_in_lo && q < ow_in_hi) break;
+          int64_t lo, hi;
+          valid_taps(q, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &lo, &hi);
+          if (lo != kw_lo || hi != kw_hi) break;
+        }
+        const int pb = pixel_block(same);
+        with_pixels(pb, [&](auto PB) {
+          for (const Run& rn : runs) {
+            with_width<acc_t>(rn.width, [&](auto WC) {
+              chunk_pixels<decltype(PB)::value, decltype(WC)::value>(
+                  orow + ow * Co, b.data(), wblocked.data(), xrow.data(), rn, kh_of.data(),
+                  n_rows, ow * p.stride_w - p.pad_w, p, kw_lo, kw_hi);
+            });
+          }
+        });
+        ow += pb;
       }
+    };
+    // Whether output row oh reads all kH kernel rows (unit stride and dilation along H).
+    auto full = [&](int64_t oh) { return oh >= p.pad_h && oh - p.pad_h + kH <= p.in_h; };
+    for (int64_t oh = oh0; oh < oh1;) {
+      if (pairs && oh + 1 < oh1 && full(oh) && full(oh + 1)) {
+        for (int64_t r = 0; r <= kH; ++r) xrow[r] = row_ptr(oh - p.pad_h + r);
+        // The sliding blocks of the interior pixels for both rows at once.
+        const int64_t d = p.dil_w;
+        int64_t ow = ow_in_lo;
+        while (ow_in_hi - ow >= 4 * d) {
+          const int pb = ow_in_hi - ow >= 8 * d ? 8 : 4;
+          with_pixels(pb, [&](auto PB) {
+            constexpr int PN = decltype(PB)::value;
+            if constexpr (PN >= 4) {  // pb is 8 or 4 here
+              for (const Run& rn : runs) {
+                with_width<acc_t>(rn.width, [&](auto WC) {
+                  with_kernel_width(p.kernel_w, [&](auto KC) {
+                    for (int64_t r = 0; r < d; ++r)
+                      chunk_pixels_s1_pair<PN, decltype(WC)::value, decltype(KC)::value>(
+                          out_row(oh) + (ow + r) * Co, out_row(oh + 1) + (ow + r) * Co,
+                          b.data(), wblocked.data(), xrow.data(), rn, ow + r - p.pad_w, p);
+                  });
+                });
+              }
+            }
+          });
+          ow += pb * d;
+        }
+        // The other pixels row by row.
+        for (int64_t o = oh; o < oh + 2; ++o) {
+          const int64_t n_rows = set_rows(o);
+          row_pixels(o, n_rows, 0, ow_in_lo);
+          row_pixels(o, n_rows, ow, p.out_w);
+        }
+        oh += 2;
+        continue;
+      }
+      row_pixels(oh, set_rows(oh), 0, p.out_w);
+      ++oh;
     }
   };
   drive(compute_rows);
@@ -1561,8 +1559,6 @@ struct BiasGroups {
   }
 };
 
-// With gb, also the bias gradient: each grad_output row is summed while it is in cache for the
-// weight gradient (see BiasGroups).
 // Per-task buffers of the channels_last weight gradient: kept across the calls that add one
 // chunk's rows (a bias group's lanes carry over from row to row).
 template <typename scalar_t>
@@ -1574,7 +1570,8 @@ struct WeightRowsScratch {
       : xrows(p), gbuf(std::is_same_v<scalar_t, acc_t> ? 0 : p.out_w * p.out_channels) {}
 };
 
-// The channels_last weight (and bias) gradient: the set-up, then
+// The channels_last weight gradient, and with gb the bias gradient (each grad_output row summed
+// while it is in cache for the weight gradient; see BiasGroups): the set-up, then
 // drive(chunks, rows_per, add_rows), where add_rows(ch, r0, r1, scratch) adds grad_output rows
 // [r0, r1) (of the rows n * out_h + oh) of chunk ch, [ch * rows_per, (ch + 1) * rows_per); each
 // chunk's rows must be added in order, by one task; then the chunks' partial sums are reduced.
@@ -1606,73 +1603,71 @@ void backward_weight_nhwc_with(const DepthwiseParams& p, const scalar_t* go, con
     PixelRows<scalar_t, acc_t>& xrows = scratch.xrows;
     std::vector<acc_t>& gbuf = scratch.gbuf;
     std::vector<acc_t>& bias_lanes = scratch.bias_lanes;
-    {
-      acc_t* pc = part.data() + ch * taps * Co;
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t n = r / p.out_h, oh = r % p.out_h;
-        const acc_t* grow;
-        if constexpr (kConvert) {
-          const scalar_t* src = go + r * p.out_w * Co;
-          for (int64_t i = 0; i < p.out_w * Co; ++i) gbuf[i] = static_cast<acc_t>(src[i]);
-          grow = gbuf.data();
-        } else {
-          grow = go + r * p.out_w * Co;
-        }
-        if (bias) bias->add_row(bias_lanes, r, grow, p.out_w);
-        int64_t kh_lo, kh_hi;
-        valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
-        for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
-          const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
-          xrows.load(in + n * p.in_h * p.in_w * p.channels, ih, ih + 1);
-          // Output pixels [mid_lo, mid_hi) have all kW taps inside the row: with unit stride and
-          // dilation and kW of 3, 5 or 7, their vector channels go through accumulate_row_taps.
-          int64_t mid_lo = 0, mid_hi = 0, unused;
-          const bool rowwise = row_taps && n_vec > 0;
-          if (rowwise) {
-            valid_out_range(-p.pad_w, 1, p.in_w, p.out_w, &mid_lo, &unused);
-            valid_out_range(p.kernel_w - 1 - p.pad_w, 1, p.in_w, p.out_w, &unused, &mid_hi);
-            if (mid_hi < mid_lo) mid_hi = mid_lo;
-            acc_t* dst = pc + kh * p.kernel_w * Co;
-            const acc_t* g0 = grow + mid_lo * Co;
-            const acc_t* x0 = xrows.pixel(ih, mid_lo - p.pad_w);
-            for (int64_t cb = 0; cb < n_vec; cb += Simd<acc_t>::kLanes) {
-              if (p.kernel_w == 3) {
-                accumulate_row_taps<3>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
-              } else if (p.kernel_w == 5) {
-                accumulate_row_taps<5>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
-              } else {
-                accumulate_row_taps<7>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
-              }
+    acc_t* pc = part.data() + ch * taps * Co;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / p.out_h, oh = r % p.out_h;
+      const acc_t* grow;
+      if constexpr (kConvert) {
+        const scalar_t* src = go + r * p.out_w * Co;
+        for (int64_t i = 0; i < p.out_w * Co; ++i) gbuf[i] = static_cast<acc_t>(src[i]);
+        grow = gbuf.data();
+      } else {
+        grow = go + r * p.out_w * Co;
+      }
+      if (bias) bias->add_row(bias_lanes, r, grow, p.out_w);
+      int64_t kh_lo, kh_hi;
+      valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+      for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+        xrows.load(in + n * p.in_h * p.in_w * p.channels, ih, ih + 1);
+        // Output pixels [mid_lo, mid_hi) have all kW taps inside the row: with unit stride and
+        // dilation and kW of 3, 5 or 7, their vector channels go through accumulate_row_taps.
+        int64_t mid_lo = 0, mid_hi = 0, unused;
+        const bool rowwise = row_taps && n_vec > 0;
+        if (rowwise) {
+          valid_out_range(-p.pad_w, 1, p.in_w, p.out_w, &mid_lo, &unused);
+          valid_out_range(p.kernel_w - 1 - p.pad_w, 1, p.in_w, p.out_w, &unused, &mid_hi);
+          if (mid_hi < mid_lo) mid_hi = mid_lo;
+          acc_t* dst = pc + kh * p.kernel_w * Co;
+          const acc_t* g0 = grow + mid_lo * Co;
+          const acc_t* x0 = xrows.pixel(ih, mid_lo - p.pad_w);
+          for (int64_t cb = 0; cb < n_vec; cb += Simd<acc_t>::kLanes) {
+            if (p.kernel_w == 3) {
+              accumulate_row_taps<3>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
+            } else if (p.kernel_w == 5) {
+              accumulate_row_taps<5>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
+            } else {
+              accumulate_row_taps<7>(dst + cb, Co, g0 + cb, x0 + cb, mid_hi - mid_lo);
             }
           }
-          for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-            const int64_t off = kw * p.dil_w - p.pad_w;
-            int64_t lo, hi;
-            valid_out_range(off, p.stride_w, p.in_w, p.out_w, &lo, &hi);
-            acc_t* dst = pc + (kh * p.kernel_w + kw) * Co;
-            // Pixels [a, b) of channels [c0, c1): pixel j reads g at j * Co and x at xrow(j).
-            auto per_tap = [&](int64_t a, int64_t b, int64_t c0, int64_t c1) {
-              if (a >= b) return;
-              constexpr int L = Simd<acc_t>::kLanes;
-              constexpr int64_t B = kCB<acc_t>;
-              const acc_t* g0 = grow + a * Co;
-              const acc_t* x0 = xrows.pixel(ih, a * p.stride_w + off);
-              const int64_t xstep = p.stride_w * Co, count = b - a;
-              int64_t cb = c0;
-              for (; cb + B <= c1; cb += B)
-                accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
-              for (; cb + L <= c1; cb += L)
-                accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
-              for (; cb < c1; ++cb)
-                for (int64_t i = 0; i < count; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
-            };
-            if (rowwise) {  // the vector channels of the border pixels, then the last channels
-              per_tap(lo, std::min(hi, mid_lo), 0, n_vec);
-              per_tap(std::max(lo, mid_hi), hi, 0, n_vec);
-              per_tap(lo, hi, n_vec, Co);
-            } else {
-              per_tap(lo, hi, 0, Co);
-            }
+        }
+        for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+          const int64_t off = kw * p.dil_w - p.pad_w;
+          int64_t lo, hi;
+          valid_out_range(off, p.stride_w, p.in_w, p.out_w, &lo, &hi);
+          acc_t* dst = pc + (kh * p.kernel_w + kw) * Co;
+          // Pixels [a, b) of channels [c0, c1): pixel j reads g at j * Co and x at xrow(j).
+          auto per_tap = [&](int64_t a, int64_t b, int64_t c0, int64_t c1) {
+            if (a >= b) return;
+            constexpr int L = Simd<acc_t>::kLanes;
+            constexpr int64_t B = kCB<acc_t>;
+            const acc_t* g0 = grow + a * Co;
+            const acc_t* x0 = xrows.pixel(ih, a * p.stride_w + off);
+            const int64_t xstep = p.stride_w * Co, count = b - a;
+            int64_t cb = c0;
+            for (; cb + B <= c1; cb += B)
+              accumulate_products<B / L>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
+            for (; cb + L <= c1; cb += L)
+              accumulate_products<1>(dst + cb, g0 + cb, x0 + cb, count, Co, xstep);
+            for (; cb < c1; ++cb)
+              for (int64_t i = 0; i < count; ++i) dst[cb] += g0[i * Co + cb] * x0[i * xstep + cb];
+          };
+          if (rowwise) {  // the vector channels of the border pixels, then the last channels
+            per_tap(lo, std::min(hi, mid_lo), 0, n_vec);
+            per_tap(std::max(lo, mid_hi), hi, 0, n_vec);
+            per_tap(lo, hi, n_vec, Co);
+          } else {
+            per_tap(lo, hi, 0, Co);
           }
         }
       }
