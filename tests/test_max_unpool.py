@@ -54,6 +54,8 @@ def test_random_cases_match_reference(device, seed):
         v = in_layout(v, layout)
     v = v.detach().requires_grad_()
     i = idx.to(device)
+    if seed % 3 == 0:  # int32 indices, read as they are on the CPU
+        i = i.int()
     out = atrous.max_unpool2d(v, i, cfg["kernel"], cfg["stride"], cfg["padding"], size)
     assert torch.equal(out.cpu(), ref)
     go = torch.randn(ref.shape, generator=g, dtype=torch.float64)
@@ -74,11 +76,32 @@ def test_dtypes_and_layouts_exact(device, dtype, layout):
     assert out.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
 
 
-def test_int32_indices_accepted(device):
-    x = torch.randn(1, 3, 8, 8)
-    vals, idx = pooled(x, 2, 2, 0)
-    out = atrous.max_unpool2d(vals.to(device), idx.int().to(device), 2)
-    assert torch.equal(out.cpu(), F.max_unpool2d(vals, idx, 2))
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("kernel,stride,spread", [(2, 2, "windows"), (2, 2, "anywhere"), (3, 2, "windows"),
+                                                  (3, 2, "anywhere")])
+def test_int32_indices_same_as_int64(device, layout, kernel, stride, spread):
+    # int32 indices on every path (gather, its fallback for an index outside its window, the
+    # scatters, duplicates, the gradient), the same results as int64; an invalid one raises alike.
+    g = torch.Generator().manual_seed(kernel * 10 + (spread == "anywhere"))
+    x = torch.randn(3, 5, 16, 14, generator=g)
+    vals, idx = pooled(x, kernel, stride, 0)
+    size = (16, 14)
+    if spread == "anywhere":
+        idx = torch.randint(0, 16 * 14, idx.shape, generator=g)
+    v = in_layout(vals.to(device), layout).requires_grad_()
+    i64 = in_layout(idx.to(device), layout)
+    i32 = in_layout(idx.int().to(device), layout)
+    out64 = atrous.max_unpool2d(v, i64, kernel, stride, 0, size)
+    out32 = atrous.max_unpool2d(v, i32, kernel, stride, 0, size)
+    assert torch.equal(out32, out64)
+    assert torch.equal(out64.cpu(), latest_wins_reference(vals, idx, 16, 14))
+    go = torch.randn(out64.shape, generator=g).to(device)
+    assert torch.equal(torch.autograd.grad(out32, v, go)[0], torch.autograd.grad(out64, v, go)[0])
+    for bad in (-1, 16 * 14, 2**31 - 1):
+        b = idx.int().clone()
+        b[2, 4, 1, 2] = bad
+        with pytest.raises(IndexError, match=rf"index {bad} at input position \(n=2, c=4, h=1, w=2\)"):
+            atrous.max_unpool2d(v, in_layout(b.to(device), layout), kernel, stride, 0, size)
 
 
 # --- the gather form's guard, duplicates and determinism ---------------------------------------
@@ -250,9 +273,10 @@ def test_opcheck(device):
         for rg in (False, True):
             v = in_layout(vals.to(device), layout).detach().requires_grad_(rg)
             i = in_layout(idx.to(device), layout)
-            torch.library.opcheck(ops.max_unpool2d.default, (v, i, [2, 2], [2, 2], [0, 0], [8, 8], True))
             go = in_layout(torch.randn(2, 3, 8, 8).to(device), layout)
-            torch.library.opcheck(ops.max_unpool2d_backward.default, (go, i))
+            for i_ in (i, i.int()):
+                torch.library.opcheck(ops.max_unpool2d.default, (v, i_, [2, 2], [2, 2], [0, 0], [8, 8], True))
+                torch.library.opcheck(ops.max_unpool2d_backward.default, (go, i_))
 
 
 def test_torch_compile_fullgraph(device):

@@ -20,6 +20,18 @@ inline void set_unpool_dims(UnpoolParams* p, const at::Tensor& t, int64_t out_h,
   p->layout = layout_of(t);
 }
 
+// int64 indices, or int32 (the CPU kernels read them as they are; CUDA widens them first, see
+// as_int64_indices).
+inline void check_index_dtype(const at::Tensor& indices) {
+  TORCH_CHECK(indices.scalar_type() == at::kLong || indices.scalar_type() == at::kInt,
+              "atrous: indices must be int64 or int32, got ", indices.scalar_type());
+}
+
+// The indices as int64 (a copy for int32), for kernels that read int64 only.
+inline at::Tensor as_int64_indices(const at::Tensor& indices) {
+  return indices.scalar_type() == at::kInt ? indices.to(at::kLong) : indices;
+}
+
 struct UnpoolSetup {
   UnpoolParams p;
   at::Tensor input, indices, output;
@@ -29,8 +41,7 @@ inline UnpoolSetup setup_max_unpool(const at::Tensor& input, const at::Tensor& i
                                     at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                     at::IntArrayRef padding, at::IntArrayRef output_size) {
   check_float_dtype(input, "input");
-  TORCH_CHECK(indices.scalar_type() == at::kLong, "atrous: indices must be int64, got ",
-              indices.scalar_type());
+  check_index_dtype(indices);
   TORCH_CHECK(input.dim() == 4, "atrous: input must be 4-D (N, C, H, W), got sizes ", input.sizes());
   TORCH_CHECK(indices.sizes() == input.sizes(), "atrous: indices must have the input's shape ",
               input.sizes(), ", got ", indices.sizes());
@@ -87,8 +98,7 @@ struct UnpoolBackwardSetup {
 inline UnpoolBackwardSetup setup_max_unpool_backward(const at::Tensor& grad_output,
                                                      const at::Tensor& indices) {
   check_float_dtype(grad_output, "grad_output");
-  TORCH_CHECK(indices.scalar_type() == at::kLong, "atrous: indices must be int64, got ",
-              indices.scalar_type());
+  check_index_dtype(indices);
   TORCH_CHECK(indices.dim() == 4 && grad_output.dim() == 4 &&
                   grad_output.size(0) == indices.size(0) && grad_output.size(1) == indices.size(1),
               "atrous: grad_output ", grad_output.sizes(), " does not match indices ",

@@ -22,7 +22,8 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& input, const at::Tensor& indices,
                              bool validate_indices) {
   TORCH_CHECK(input.is_cuda(), "atrous: input must be a CUDA tensor, got ", input.device());
   c10::cuda::CUDAGuard guard(input.device());
-  auto s = setup_max_unpool(input, indices, kernel_size, stride, padding, output_size);
+  auto s = setup_max_unpool(input, as_int64_indices(indices), kernel_size, stride, padding,
+                            output_size);
   if (s.output.numel() == 0) {
     // An empty output plane leaves no valid index for any value there is.
     if (s.input.numel() > 0) throw_bad_index(s.p, s.indices, 0);
@@ -92,7 +93,7 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& input, const at::Tensor& indices,
 at::Tensor max_unpool2d_backward_cuda(const at::Tensor& grad_output, const at::Tensor& indices) {
   TORCH_CHECK(grad_output.is_cuda(), "atrous: grad_output must be a CUDA tensor");
   c10::cuda::CUDAGuard guard(grad_output.device());
-  auto s = setup_max_unpool_backward(grad_output, indices);
+  auto s = setup_max_unpool_backward(grad_output, as_int64_indices(indices));
   if (s.grad_input.numel() == 0) return s.grad_input;
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(grad_output.device().index()).stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),

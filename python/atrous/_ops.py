@@ -241,7 +241,7 @@ torch.library.register_autograd(
 @torch.library.register_fake("atrous::max_unpool2d")
 def _max_unpool2d_fake(input, indices, kernel_size, stride, padding, output_size, validate_indices=True):
     torch._check(input.dim() == 4 and indices.shape == input.shape, lambda: "indices must have the input's shape")
-    torch._check(indices.dtype == torch.int64, lambda: "indices must be int64")
+    torch._check(indices.dtype in (torch.int64, torch.int32), lambda: "indices must be int64 or int32")
     shape = (input.shape[0], input.shape[1], output_size[0], output_size[1])
     return input.new_empty(shape).contiguous(memory_format=output_memory_format(input))
 

@@ -173,7 +173,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
     Args:
         input: (N, C, H, W) or (C, H, W); float32, float64, float16 or bfloat16.
-        indices: int64 (int32 is accepted and widened), the shape of ``input``.
+        indices: int64, or int32 (read as they are on the CPU, the faster option there; widened to
+            int64 on CUDA), the shape of ``input``.
         kernel_size, stride (default: kernel_size), padding: int or (h, w), of the pooling.
         output_size: (oH, oW) or (N, C, oH, oW), as F.max_unpool2d accepts it.
     """
@@ -200,6 +201,6 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     idx = indices.unsqueeze(0) if unbatched else indices
     x = _native_layout(x)
     # The kernels read values and indices in one layout: the input's.
-    idx = idx.to(torch.int64).contiguous(memory_format=output_memory_format(x))
+    idx = idx.contiguous(memory_format=output_memory_format(x))
     out = torch.ops.atrous.max_unpool2d(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
