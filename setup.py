@@ -79,12 +79,13 @@ def _arch_list():
 
 
 def _sources(*dirs, exts=(".cpp",)):
+    """The source files under each of `dirs`, subfolders included, in a fixed order."""
     out = []
     for d in dirs:
-        full = os.path.join(ROOT, d)
-        for name in sorted(os.listdir(full)):
-            if name.endswith(exts):
-                out.append(os.path.join(d, name))
+        for folder, subdirs, names in os.walk(os.path.join(ROOT, d)):
+            subdirs.sort()
+            rel = os.path.relpath(folder, ROOT)
+            out += [os.path.join(rel, name) for name in sorted(names) if name.endswith(exts)]
     return out
 
 

@@ -100,6 +100,19 @@ TORCH_LIBRARY(atrous, m) {
       "max_unpool2d(Tensor input, Tensor indices, int[2] kernel_size, int[2] stride, "
       "int[2] padding, int[2] output_size, bool validate_indices=True) -> Tensor");
   m.def("max_unpool2d_backward(Tensor grad_output, Tensor indices) -> Tensor");
+  // Max-pool (csrc/common/pool_params.h): values and, with with_indices, the int64 flat index of
+  // each maximum in its input plane (an empty tensor without). The backward gathers grad_output
+  // into an input of input_size = [N, C, H, W] at the indices.
+  m.def(
+      "max_pool2d(Tensor input, int[2] kernel_size, int[2] stride, int[2] padding, "
+      "int[2] dilation, bool ceil_mode, bool with_indices) -> (Tensor, Tensor)");
+  m.def(
+      "max_pool2d_backward(Tensor grad_output, Tensor indices, int[4] input_size, "
+      "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode) -> Tensor");
+  // The CPU kernels a max-pool of `input` would run, "forward=<path> backward=<path>" (for tests).
+  m.def(
+      "_max_pool2d_cpu_plan(Tensor input, int[2] kernel_size, int[2] stride, int[2] padding, "
+      "int[2] dilation, bool ceil_mode) -> str");
   m.def("_build_info() -> str", &build_info);
 }
 

@@ -17,9 +17,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <cstring>
 #include <optional>
 #include <tuple>
@@ -28,12 +25,10 @@
 #include <vector>
 
 #include "../common/depthwise_host.h"
+#include "simd.h"
 
 namespace atrous {
 namespace {
-
-template <typename T>
-using acc_type_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Enough tasks for load balance over any thread count, still a fixed function of the shape.
 inline int64_t split_rows(int64_t units, int64_t rows) {
@@ -58,49 +53,6 @@ std::vector<acc_t> transposed_weight(const scalar_t* weight, int64_t Co, int64_t
   return wt;
 }
 
-// 64-byte SIMD vectors through the GCC/Clang vector extension: the compiler maps them onto the
-// target's registers (one AVX-512 register, two AVX2 registers, four SSE registers), so the inner
-// loops are explicitly vectorised on every x86-64 (and aarch64) build. Simd<T, W> has W lanes
-// (narrower vectors take the channels_last forward's last channels).
-template <typename T, int W = 64 / static_cast<int>(sizeof(T))>
-struct Simd {
-  typedef T vec __attribute__((vector_size(W * sizeof(T))));
-  static constexpr int kLanes = W;
-  static inline vec load(const T* p) {
-    vec v;
-    __builtin_memcpy(&v, p, sizeof(vec));
-    return v;
-  }
-  static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
-  // Stores the first m (< W) lanes: one masked store on AVX-512.
-  static inline void store_first(T* p, vec v, int64_t m) {
-#if defined(__AVX512F__)
-    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
-      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1), reinterpret_cast<__m512>(v));
-      return;
-    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
-      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << m) - 1), reinterpret_cast<__m512d>(v));
-      return;
-    }
-#endif
-    for (int64_t i = 0; i < m; ++i) p[i] = v[i];
-  }
-  // The first m (< W) lanes from p, the others zero: one masked load on AVX-512.
-  static inline vec load_first(const T* p, int64_t m) {
-#if defined(__AVX512F__)
-    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
-      return reinterpret_cast<vec>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << m) - 1), p));
-    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
-      return reinterpret_cast<vec>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1), p));
-    }
-#endif
-    vec v = vec{};
-    for (int64_t i = 0; i < m; ++i) v[i] = p[i];
-    return v;
-  }
-  // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
-  static inline vec broadcast(T x) { return x - vec{}; }
-};
 
 // ---------------------------------------------------------------------------------------------
 // NCHW

@@ -1,4 +1,4 @@
-"""atrous: fast dilated depthwise conv2d and indexed max-unpool2d (and, as it lands, the fused
+"""atrous: fast dilated depthwise conv2d, max-pool2d with indices and indexed max-unpool2d (and, as it lands, the fused
 separable conv2d) for PyTorch, with handwritten CPU and CUDA kernels."""
 
 import torch
@@ -9,8 +9,8 @@ load_library()
 
 from . import _ops  # noqa: E402,F401  (fake kernels, autograd)
 from . import nn  # noqa: E402
-from .functional import depthwise_conv2d, max_unpool2d  # noqa: E402
+from .functional import depthwise_conv2d, max_pool2d, max_unpool2d  # noqa: E402
 
 __version__ = build_info()["version"]
 
-__all__ = ["__version__", "build_info", "depthwise_conv2d", "max_unpool2d", "nn"]
+__all__ = ["__version__", "build_info", "depthwise_conv2d", "max_pool2d", "max_unpool2d", "nn"]

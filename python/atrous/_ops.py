@@ -263,3 +263,86 @@ def _unpool_backward(ctx, grad):
 
 
 torch.library.register_autograd("atrous::max_unpool2d", _unpool_backward, setup_context=_unpool_setup)
+
+
+# --- max_pool2d ----------------------------------------------------------------------------------
+
+def pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
+    """One axis of the output, as torch's pooling_output_shape (csrc/common/pool_params.h)."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = span // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pool_out_shape(input_size, kernel_size, stride, padding, dilation, ceil_mode):
+    n, c, h, w = input_size
+    oh = pool_out_size(h, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = pool_out_size(w, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
+    torch._check(oh >= 1 and ow >= 1, lambda: f"max_pool2d output size {oh}x{ow} is too small")
+    return (n, c, oh, ow)
+
+
+@torch.library.register_fake("atrous::max_pool2d")
+def _max_pool2d_fake(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices):
+    torch._check(input.dim() == 4, lambda: "input must be 4-D")
+    shape = _pool_out_shape(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    fmt = output_memory_format(input)
+    out = input.new_empty(shape).contiguous(memory_format=fmt)
+    if with_indices:
+        idx = input.new_empty(shape, dtype=torch.int64).contiguous(memory_format=fmt)
+    else:
+        idx = input.new_empty((0,), dtype=torch.int64)
+    return out, idx
+
+
+@torch.library.register_fake("atrous::max_pool2d_backward")
+def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, stride, padding, dilation,
+                              ceil_mode):
+    shape = _pool_out_shape(input_size, kernel_size, stride, padding, dilation, ceil_mode)
+    torch._check(tuple(grad_output.shape) == shape and tuple(indices.shape) == shape,
+                 lambda: f"grad_output and indices must have shape {shape}")
+    return grad_output.new_empty(input_size).contiguous(memory_format=output_memory_format(indices))
+
+
+def _pool_setup(ctx, inputs, output):
+    input, kernel_size, stride, padding, dilation, ceil_mode, with_indices = inputs
+    ctx.geometry = (list(input.shape), kernel_size, stride, padding, dilation, ceil_mode)
+    # The indices are all the backward needs; without them, the input to find them again.
+    ctx.save_for_backward(output[1] if with_indices else input)
+    ctx.with_indices = with_indices
+
+
+def _pool_backward(ctx, grad, _grad_indices):
+    saved, = ctx.saved_tensors
+    input_size, kernel_size, stride, padding, dilation, ceil_mode = ctx.geometry
+    gi = None
+    if ctx.needs_input_grad[0]:
+        indices = saved if ctx.with_indices else ops.max_pool2d(
+            saved, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
+        gi = ops.max_pool2d_backward(grad, indices, input_size, kernel_size, stride, padding, dilation,
+                                     ceil_mode)
+    return gi, None, None, None, None, None, None
+
+
+torch.library.register_autograd("atrous::max_pool2d", _pool_backward, setup_context=_pool_setup)
+
+
+# The backward is linear in grad_output: its adjoint reads the incoming gradient at the indices.
+
+def _pool_bwd_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+
+
+def _pool_bwd_backward(ctx, ggi):
+    indices, = ctx.saved_tensors
+    d_go = None
+    if ctx.needs_input_grad[0]:
+        n, c = indices.shape[:2]
+        d_go = ggi.reshape(n, c, -1).gather(2, indices.reshape(n, c, -1)).reshape(indices.shape)
+    return d_go, None, None, None, None, None, None, None
+
+
+torch.library.register_autograd("atrous::max_pool2d_backward", _pool_bwd_backward,
+                                setup_context=_pool_bwd_setup)

@@ -3,9 +3,9 @@ kernel runs, with a message that names the argument, the value given and what is
 
 import torch
 
-from ._ops import depthwise_out_hw, output_memory_format
+from ._ops import depthwise_out_hw, output_memory_format, pool_out_size
 
-__all__ = ["depthwise_conv2d", "max_unpool2d"]
+__all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _MAX_INT = 2**31 - 1
@@ -204,3 +204,70 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     idx = idx.contiguous(memory_format=output_memory_format(x))
     out = torch.ops.atrous.max_unpool2d(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
+
+
+def _check_pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
+    """kernel, stride, padding and dilation as F.max_pool2d checks them, and the output size."""
+    kernel = _pair("kernel_size", kernel_size, 1)
+    # torch takes stride=None or an empty stride as the kernel size.
+    empty = isinstance(stride, (list, tuple)) and len(stride) == 0
+    stride = kernel if stride is None or empty else _pair("stride", stride, 1)
+    pad = _pair("padding", padding, 0)
+    dilation = _pair("dilation", dilation, 1)
+    for d in range(2):
+        # torch's bound: half the kernel size, whatever the dilation.
+        if pad[d] > kernel[d] // 2:
+            raise ValueError(
+                f"padding must be at most half the kernel size, got padding={padding!r} for "
+                f"kernel_size={kernel_size!r} (at most {kernel[d] // 2} on axis {d})")
+    h, w = input.shape[-2], input.shape[-1]
+    oh = pool_out_size(h, kernel[0], stride[0], pad[0], dilation[0], bool(ceil_mode))
+    ow = pool_out_size(w, kernel[1], stride[1], pad[1], dilation[1], bool(ceil_mode))
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"max_pool2d's output would be {oh}x{ow} for input {tuple(input.shape)}, kernel_size "
+            f"{tuple(kernel)}, stride {tuple(stride)}, padding {tuple(pad)}, dilation {tuple(dilation)}: "
+            "the output size must be at least 1x1")
+    return kernel, stride, pad, dilation
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max-pooling: the same values and indices as ``F.max_pool2d`` with the same arguments.
+
+    Indices (with ``return_indices=True``) are int64, each the flat position ``h * W + w`` of the
+    maximum in its (n, c) input plane, as torch gives them: ties go to the first element of the
+    window in row-major order, a NaN propagates (the last NaN of the window wins), and padding never
+    wins, even against -inf. They feed :func:`atrous.max_unpool2d` and ``F.max_unpool2d`` unchanged.
+    The gradient goes to each window's maximum; where windows overlap, an input sums the gradients
+    of its windows in a fixed order (deterministic, independent of the thread count).
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W); float32, float64, float16 or bfloat16.
+        kernel_size: int or (h, w), >= 1.
+        stride: int or (h, w), >= 1; None (default) means kernel_size.
+        padding: int or (h, w), at most half the kernel size (as torch allows).
+        dilation: int or (h, w), >= 1.
+        ceil_mode: size the output with ceil instead of floor, as torch does.
+        return_indices: also return the indices.
+
+    Returns the output (N, C, oH, oW) in the input's dtype and memory format, and with
+    ``return_indices`` the indices in the same shape and memory format.
+    """
+    _check_tensor("input", input)
+    _check_input_rank(input)
+    if 0 in input.shape[-3:]:
+        raise ValueError(
+            "input must have non-zero channels, height and width (only the batch may be empty), "
+            f"got shape {tuple(input.shape)}")
+    kernel, stride, pad, dilation = _check_pool_geometry(input, kernel_size, stride, padding, dilation,
+                                                         ceil_mode)
+    # The backward needs the indices; without them it would pool again.
+    with_indices = bool(return_indices) or (input.requires_grad and torch.is_grad_enabled())
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    out, idx = torch.ops.atrous.max_pool2d(_native_layout(x), kernel, stride, pad, dilation, bool(ceil_mode),
+                                           with_indices)
+    if unbatched:
+        out = out.squeeze(0)
+        idx = idx.squeeze(0) if return_indices else idx
+    return (out, idx) if return_indices else out

@@ -7,7 +7,7 @@ from torch import nn
 
 from . import functional as F
 
-__all__ = ["DepthwiseConv2d", "MaxUnpool2d"]
+__all__ = ["DepthwiseConv2d", "MaxPool2d", "MaxUnpool2d"]
 
 
 def _pair(v):
@@ -98,6 +98,40 @@ class DepthwiseConv2d(nn.Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class MaxPool2d(nn.Module):
+    """Drop-in for ``nn.MaxPool2d``: the same arguments and attributes, computed by
+    :func:`atrous.max_pool2d` (the same values and indices as torch)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+        F._pair("kernel_size", kernel_size, 1)
+        F._pair("stride", self.stride, 1)
+        F._pair("padding", padding, 0)
+        F._pair("dilation", dilation, 1)
+
+    @classmethod
+    def from_pool(cls, pool):
+        """The atrous module for an ``nn.MaxPool2d``, with its arguments."""
+        if not isinstance(pool, nn.MaxPool2d):
+            raise TypeError(f"from_pool expects an nn.MaxPool2d, got {type(pool).__name__}")
+        return cls(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.return_indices,
+                   pool.ceil_mode)
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class MaxUnpool2d(nn.Module):

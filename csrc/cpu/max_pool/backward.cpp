@@ -1,0 +1,224 @@
+// CPU max-pool backward, the gather form of csrc/common/pool_params.h: every grad_input element
+// is written once, as the sum over the windows that contain it, in increasing output position, of
+// the gradients whose index is its position (float accumulation for the half types). That is the
+// order of torch's sequential scatter-add, so float results are bitwise torch's; no zero-fill
+// pass, no atomics, and each element's result is independent of the thread count. Input rows are
+// the parallel unit.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "../simd.h"
+#include "kernels.h"
+
+namespace atrous {
+namespace cpu {
+namespace {
+
+// The windows along one axis containing each input position, in increasing order: position i's
+// are list[start[i] .. start[i + 1]).
+struct AxisWindows {
+  std::vector<int64_t> start, list;
+  AxisWindows(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
+              int64_t n_windows)
+      : start(in + 1) {
+    std::vector<int64_t> buf(kernel);
+    for (int64_t i = 0; i < in; ++i) {
+      start[i] = static_cast<int64_t>(list.size());
+      const int n = pool_windows_of(i, kernel, stride, pad, dilation, n_windows, buf.data());
+      list.insert(list.end(), buf.begin(), buf.begin() + n);
+    }
+    start[in] = static_cast<int64_t>(list.size());
+  }
+  const int64_t* begin(int64_t i) const { return list.data() + start[i]; }
+  const int64_t* end(int64_t i) const { return list.data() + start[i + 1]; }
+};
+
+template <typename scalar_t>
+struct NchwGather {
+  using acc_t = acc_type_t<scalar_t>;
+  const PoolParams& p;
+  const scalar_t* go;
+  const int64_t* idx;
+  scalar_t* gi;
+  AxisWindows rows, cols;
+
+  NchwGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
+      : p(p_), go(go_), idx(idx_), gi(gi_),
+        rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
+        cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+
+  // grad_input columns [w0, w1) of input row ih in one plane.
+  void columns(int64_t plane, int64_t ih, int64_t w0, int64_t w1) const {
+    const scalar_t* g = go + plane * p.out_h * p.out_w;
+    const int64_t* id = idx + plane * p.out_h * p.out_w;
+    scalar_t* dst = gi + (plane * p.in_h + ih) * p.in_w;
+    for (int64_t iw = w0; iw < w1; ++iw) {
+      const int64_t pos = ih * p.in_w + iw;
+      acc_t acc = 0;
+      for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
+        for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
+          const int64_t o = *oh * p.out_w + *ow;
+          if (id[o] == pos) acc += static_cast<acc_t>(g[o]);
+        }
+      }
+      dst[iw] = static_cast<scalar_t>(acc);
+    }
+  }
+
+  void row(int64_t r) const { columns(r / p.in_h, r % p.in_h, 0, p.in_w); }
+};
+
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+// 2x2 windows at stride 2: input column iw lies in window iw / 2 only, so W input columns read
+// W / 2 gradients and indices; each is compared with the even and the odd position of its pair,
+// and the two masked halves interleave into the W results.
+template <typename scalar_t>
+struct NchwGather2x2 : NchwGather<scalar_t> {
+  using Base = NchwGather<scalar_t>;
+  using acc_t = typename Base::acc_t;
+  using S = Simd<acc_t>;
+  using Cv = Cast<scalar_t>;
+  static constexpr int W = S::kLanes, H = W / 2;
+  using half_vec = typename VecOf<acc_t, H>::type;
+  using half_mask = typename VecOf<same_width_int_t<acc_t>, H>::type;
+  using half_wide = typename VecOf<int64_t, H>::type;
+  using Base::p;
+
+  using Base::Base;
+
+  template <int... J>
+  static typename S::vec interleave(half_vec a, half_vec b, std::integer_sequence<int, J...>) {
+    return __builtin_shufflevector(a, b, (J % 2 == 0 ? J / 2 : H + J / 2)...);
+  }
+
+  void row(int64_t r) const {
+    const int64_t plane = r / p.in_h, ih = r % p.in_h, oh = ih / 2;
+    if (oh >= p.out_h) {  // below the last window: no gradient
+      Base::columns(plane, ih, 0, p.in_w);
+      return;
+    }
+    const scalar_t* g = this->go + (plane * p.out_h + oh) * p.out_w;
+    const int64_t* id = this->idx + (plane * p.out_h + oh) * p.out_w;
+    scalar_t* dst = this->gi + (plane * p.in_h + ih) * p.in_w;
+    const int64_t vec_end = std::min(p.in_w, 2 * p.out_w) / W * W;
+    half_wide even_pos;
+    for (int k = 0; k < H; ++k) even_pos[k] = ih * p.in_w + 2 * k;
+    for (int64_t iw = 0; iw < vec_end; iw += W) {
+      half_vec gv;
+      for (int k = 0; k < H; ++k) gv[k] = static_cast<acc_t>(g[iw / 2 + k]);
+      half_wide iv;
+      __builtin_memcpy(&iv, id + iw / 2, sizeof(iv));
+      const half_wide at_even = iv - (even_pos + iw);
+      const half_mask even = __builtin_convertvector(at_even == 0, half_mask);
+      const half_mask odd = __builtin_convertvector(at_even == 1, half_mask);
+      const half_vec zero = half_vec{};
+      Cv::store(dst + iw, interleave(even ? gv : zero, odd ? gv : zero,
+                                     std::make_integer_sequence<int, W>{}));
+    }
+    Base::columns(plane, ih, vec_end, p.in_w);
+  }
+};
+#endif
+
+template <typename scalar_t>
+struct NhwcGather {
+  using acc_t = acc_type_t<scalar_t>;
+  using S = Simd<acc_t>;
+  using Cv = Cast<scalar_t>;
+  using vec = typename S::vec;
+  using wide = typename IntLanes<acc_t>::wide;
+  using lanes = typename IntLanes<acc_t>::lanes;
+  static constexpr int W = S::kLanes;
+
+  const PoolParams& p;
+  const scalar_t* go;
+  const int64_t* idx;
+  scalar_t* gi;
+  AxisWindows rows, cols;
+
+  NhwcGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
+      : p(p_), go(go_), idx(idx_), gi(gi_),
+        rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
+        cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+
+  // Input row `r` (= n * H + ih), every pixel and channel.
+  void row(int64_t r) const {
+    const int64_t n = r / p.in_h, ih = r % p.in_h, C = p.channels;
+    const scalar_t* g = go + n * p.out_h * p.out_w * C;
+    const int64_t* id = idx + n * p.out_h * p.out_w * C;
+    for (int64_t iw = 0; iw < p.in_w; ++iw) {
+      const int64_t pos = ih * p.in_w + iw;
+      scalar_t* dst = gi + (r * p.in_w + iw) * C;
+      const wide want = pos - wide{};
+      int64_t c = 0;
+      for (; c + W <= C; c += W) {
+        vec acc = vec{};
+        for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
+          for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
+            const int64_t o = (*oh * p.out_w + *ow) * C + c;
+            wide iv;
+            __builtin_memcpy(&iv, id + o, sizeof(iv));
+            const lanes hit = __builtin_convertvector(iv == want, lanes);
+            acc += hit ? Cv::load(g + o) : vec{};
+          }
+        }
+        Cv::store(dst + c, acc);
+      }
+      for (; c < C; ++c) {
+        acc_t acc = 0;
+        for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
+          for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
+            const int64_t o = (*oh * p.out_w + *ow) * C + c;
+            if (id[o] == pos) acc += static_cast<acc_t>(g[o]);
+          }
+        }
+        dst[c] = static_cast<scalar_t>(acc);
+      }
+    }
+  }
+};
+
+template <typename Kernel, typename scalar_t>
+void run(const PoolParams& p, int64_t rows, int64_t grain, const at::Tensor& grad_output,
+         const at::Tensor& indices, at::Tensor& grad_input) {
+  const Kernel k(p, grad_output.const_data_ptr<scalar_t>(), indices.const_data_ptr<int64_t>(),
+                 grad_input.mutable_data_ptr<scalar_t>());
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) k.row(r);
+  });
+}
+
+}  // namespace
+
+void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan,
+                            const at::Tensor& grad_output, const at::Tensor& indices,
+                            at::Tensor& grad_input) {
+  const int64_t rows = p.batch * p.channels * p.in_h;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                  "atrous_max_pool_bwd_nchw", [&] {
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+    if (plan.backward == PoolBackward::kNchwGather2x2) {
+      run<NchwGather2x2<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
+                                             grad_input);
+      return;
+    }
+#endif
+    run<NchwGather<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
+                                        grad_input);
+  });
+}
+
+void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan,
+                            const at::Tensor& grad_output, const at::Tensor& indices,
+                            at::Tensor& grad_input) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
+                                  "atrous_max_pool_bwd_nhwc", [&] {
+    run<NhwcGather<scalar_t>, scalar_t>(p, p.batch * p.in_h, plan.backward_grain, grad_output,
+                                        indices, grad_input);
+  });
+}
+
+}  // namespace cpu
+}  // namespace atrous

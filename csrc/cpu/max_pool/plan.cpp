@@ -1,0 +1,67 @@
+// Every path choice and threshold of the CPU max-pool kernels.
+#include "plan.h"
+
+#include <algorithm>
+
+#include "../simd.h"  // ATROUS_HAVE_SHUFFLEVECTOR
+
+namespace atrous {
+namespace cpu {
+
+namespace {
+// The vector kernels keep in-plane positions in lanes as wide as the values' (int32 for float and
+// the half types): planes of 2^31 elements or more take the scalar path.
+constexpr int64_t kMaxPlaneForLanes = int64_t(1) << 31;
+// About this many elements per parallel_for grain: small enough that batch 1 spreads over every
+// thread, large enough that a task's set-up is noise.
+constexpr int64_t kGrainElements = 4096;
+}  // namespace
+
+PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
+  PoolPlan plan{};
+  const int64_t lanes = 64 / (element_size == 8 ? 8 : 4);
+  const bool small_plane = p.in_h * p.in_w < kMaxPlaneForLanes;
+  if (p.layout == Layout::kNHWC) {
+    plan.forward = small_plane ? PoolForward::kNhwcChannels : PoolForward::kGeneric;
+    plan.backward = PoolBackward::kNhwcGather;
+  } else {
+    plan.forward = small_plane && p.out_w >= lanes ? PoolForward::kNchwRows : PoolForward::kGeneric;
+    const bool two_by_two = p.kernel_w == 2 && p.stride_w == 2 && p.pad_w == 0 && p.dil_w == 1 &&
+                            p.kernel_h == 2 && p.stride_h == 2 && p.pad_h == 0 && p.dil_h == 1;
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+    const bool vector_2x2 = two_by_two && p.in_w >= lanes;
+#else
+    const bool vector_2x2 = false;
+#endif
+    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2 : PoolBackward::kNchwGather;
+  }
+  // The forward's unit is an output row of one plane, or of all channels for kNhwcChannels; the
+  // backward's an input row of all channels (NHWC) or of one plane (NCHW).
+  const bool all_channels = plan.forward == PoolForward::kNhwcChannels;
+  const int64_t out_row = std::max<int64_t>(1, p.out_w * (all_channels ? p.channels : 1));
+  const int64_t in_row = std::max<int64_t>(1, p.in_w * (p.layout == Layout::kNHWC ? p.channels : 1));
+  plan.forward_grain = std::max<int64_t>(1, kGrainElements / out_row);
+  plan.backward_grain = std::max<int64_t>(1, kGrainElements / in_row);
+  return plan;
+}
+
+const char* forward_name(PoolForward f) {
+  switch (f) {
+    case PoolForward::kNchwRows: return "nchw_rows";
+    case PoolForward::kNhwcChannels: return "nhwc_channels";
+    case PoolForward::kGeneric: return "generic";
+  }
+  return "?";
+}
+
+const char* backward_name(PoolBackward b) {
+  switch (b) {
+    case PoolBackward::kNchwGather: return "nchw_gather";
+    case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
+    case PoolBackward::kNhwcGather: return "nhwc_gather";
+  }
+  return "?";
+}
+
+}  // namespace cpu
+}  // namespace atrous

@@ -1,0 +1,37 @@
+// Which CPU kernel serves a max-pool, decided here and nowhere else, for each direction. The plan's
+// name is what `torch.ops.atrous._max_pool2d_cpu_plan` reports, so tests can check each path ran.
+#pragma once
+
+#include <cstdint>
+
+#include "../../common/pool_params.h"
+
+namespace atrous {
+namespace cpu {
+
+enum class PoolForward {
+  kNchwRows,      // NCHW: vectors along output rows (interior columns), scalar borders
+  kNhwcChannels,  // channels_last: vectors across channels, bounds resolved per pixel
+  kGeneric,       // scalar, either layout: rows narrower than a vector, or planes of 2^31+
+};
+
+enum class PoolBackward {
+  kNchwGather,     // NCHW: each input element gathers from the windows that contain it
+  kNchwGather2x2,  // NCHW, 2x2 windows at stride 2 (no padding or dilation): vectors along rows
+  kNhwcGather,     // channels_last: the gather with vectors across channels
+};
+
+struct PoolPlan {
+  PoolForward forward;
+  PoolBackward backward;
+  int64_t forward_grain;   // output rows (of the forward's parallel unit) per parallel_for grain
+  int64_t backward_grain;  // input rows (of the backward's parallel unit) per parallel_for grain
+};
+
+PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size);
+
+const char* forward_name(PoolForward f);
+const char* backward_name(PoolBackward b);
+
+}  // namespace cpu
+}  // namespace atrous

@@ -1,0 +1,174 @@
+// Vector helpers shared by the CPU kernels: Simd (64-byte vectors through the compiler's vector
+// extension, with masked first-m loads and stores), the accumulation type of each scalar type, and
+// Cast (loads and stores of scalar_t lanes as vectors of the accumulation type, so that the half
+// types are computed in float).
+#pragma once
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace atrous {
+
+// float for float and the half types, double for double.
+template <typename T>
+using acc_type_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// 64-byte SIMD vectors through the GCC/Clang vector extension: the compiler maps them onto the
+// target's registers (one AVX-512 register, two AVX2 registers, four SSE registers), so the inner
+// loops are explicitly vectorised on every x86-64 (and aarch64) build. Simd<T, W> has W lanes
+// (narrower vectors take the channels_last forward's last channels).
+template <typename T, int W = 64 / static_cast<int>(sizeof(T))>
+struct Simd {
+  typedef T vec __attribute__((vector_size(W * sizeof(T))));
+  static constexpr int kLanes = W;
+  static inline vec load(const T* p) {
+    vec v;
+    __builtin_memcpy(&v, p, sizeof(vec));
+    return v;
+  }
+  static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
+  // Stores the first m (< W) lanes: one masked store on AVX-512.
+  static inline void store_first(T* p, vec v, int64_t m) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
+      _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1), reinterpret_cast<__m512>(v));
+      return;
+    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
+      _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << m) - 1), reinterpret_cast<__m512d>(v));
+      return;
+    }
+#endif
+    for (int64_t i = 0; i < m; ++i) p[i] = v[i];
+  }
+  // The first m (< W) lanes from p, the others zero: one masked load on AVX-512.
+  static inline vec load_first(const T* p, int64_t m) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
+      return reinterpret_cast<vec>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << m) - 1), p));
+    } else if constexpr (sizeof(vec) == 64 && std::is_same_v<T, double>) {
+      return reinterpret_cast<vec>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1), p));
+    }
+#endif
+    vec v = vec{};
+    for (int64_t i = 0; i < m; ++i) v[i] = p[i];
+    return v;
+  }
+  // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
+  static inline vec broadcast(T x) { return x - vec{}; }
+};
+
+// A vector of N lanes of T (a typedef whose lane type does not depend on the enclosing template
+// loses its vector_size in GCC, so every such vector goes through this).
+template <typename T, int N>
+struct VecOf {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+
+// The signed integer type as wide as T (the lane type of T's comparison masks).
+template <typename T>
+using same_width_int_t = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+
+// Integer vectors with Simd<T>'s lane count: `lanes` with T's lane width (what comparing two
+// Simd<T>::vec gives), `wide` with int64 lanes.
+template <typename T, int W = Simd<T>::kLanes>
+struct IntLanes {
+  using lanes = typename VecOf<same_width_int_t<T>, W>::type;
+  using wide = typename VecOf<int64_t, W>::type;
+  // {0, step, 2 step, ...}
+  static inline lanes iota(int64_t step) {
+    lanes v;
+    for (int i = 0; i < W; ++i) v[i] = static_cast<same_width_int_t<T>>(i * step);
+    return v;
+  }
+  static inline lanes broadcast(int64_t x) { return static_cast<same_width_int_t<T>>(x) - lanes{}; }
+  static inline void store_wide(int64_t* p, lanes v) {
+    const wide w = __builtin_convertvector(v, wide);
+    __builtin_memcpy(p, &w, sizeof(wide));
+  }
+  static inline void store_wide_first(int64_t* p, lanes v, int64_t m) {
+    for (int64_t i = 0; i < m; ++i) p[i] = v[i];
+  }
+};
+
+// Lanes of scalar_t in memory as Simd<acc_t> vectors: a plain load or store for float and double;
+// the half types convert (exactly, on the way in; rounding to nearest, on the way out).
+template <typename scalar_t, typename acc_t = acc_type_t<scalar_t>>
+struct Cast {
+  using S = Simd<acc_t>;
+  using vec = typename S::vec;
+  static constexpr int W = S::kLanes;
+  static inline vec load(const scalar_t* p) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      return S::load(p);
+    } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && std::is_same_v<acc_t, float>) {
+      using u16 = typename VecOf<uint16_t, W>::type;
+      using u32 = typename VecOf<uint32_t, W>::type;
+      u16 h;
+      __builtin_memcpy(&h, p, sizeof(h));
+      const u32 bits = __builtin_convertvector(h, u32) << 16;
+      vec v;
+      __builtin_memcpy(&v, &bits, sizeof(v));
+      return v;
+    } else {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
+        return reinterpret_cast<vec>(
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+      }
+#endif
+      vec v;
+      for (int i = 0; i < W; ++i) v[i] = static_cast<acc_t>(p[i]);
+      return v;
+    }
+  }
+  static inline vec load_first(const scalar_t* p, int64_t m) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      return S::load_first(p, m);
+    } else {
+      vec v = vec{};
+      for (int64_t i = 0; i < m; ++i) v[i] = static_cast<acc_t>(p[i]);
+      return v;
+    }
+  }
+  static inline void store(scalar_t* p, vec v) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      S::store(p, v);
+    } else {
+      for (int i = 0; i < W; ++i) p[i] = static_cast<scalar_t>(v[i]);
+    }
+  }
+  static inline void store_first(scalar_t* p, vec v, int64_t m) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      S::store_first(p, v, m);
+    } else {
+      for (int64_t i = 0; i < m; ++i) p[i] = static_cast<scalar_t>(v[i]);
+    }
+  }
+};
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define ATROUS_HAVE_SHUFFLEVECTOR 1
+namespace detail {
+template <typename V, int... I>
+inline V even_lanes(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, (2 * I)...);
+}
+}  // namespace detail
+
+// The even lanes of the 2W values a, b (lane i of the result is lane 2i of a:b).
+template <typename V, int W>
+inline V even_lanes(V a, V b) {
+  return detail::even_lanes(a, b, std::make_integer_sequence<int, W>{});
+}
+#endif
+
+}  // namespace atrous
