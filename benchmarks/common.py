@@ -32,6 +32,14 @@ def copy_bandwidth(device):
     return 2 * x.numel() / sec
 
 
+def same_size_copy(nbytes, device, rounds, threads, min_run_time):
+    """Seconds of a copy that reads and writes `nbytes` in all (nbytes / 2 each way): the memory
+    floor of a kernel that must move that many bytes, at this size and in this run."""
+    src = torch.empty(max(1, nbytes // 2), dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return alternate("dst.copy_(src)", {"copy": dict(src=src, dst=dst)}, rounds, threads, min_run_time)["copy"]
+
+
 def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values))
 
@@ -56,12 +64,14 @@ class Report:
                 f.write("\n".join(self.lines) + "\n")
 
 
-def emit_comparison(emit, rows, bandwidth=None):
+def emit_comparison(emit, rows, bandwidth=None, same_size_copy=False):
     """Prints the table of torch against ours and its geometric means. `rows` yields (case name,
     layout, results, bytes moved), results as {"forward"/"forward+backward": {"torch"/"ours": s}};
-    with the device's copy `bandwidth`, the forward's share of it is printed too."""
+    with the device's copy `bandwidth`, the forward's share of it is printed too; with
+    `same_size_copy`, results["copy"] (seconds of a copy of the bytes moved) over our forward's."""
+    extra = (["fwd % of copy bw"] if bandwidth else []) + (["fwd % of same-size copy"] if same_size_copy else [])
     emit.table_header(["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
-                       "fwd+bwd ours ms", "fwd+bwd speedup"] + (["fwd % of copy bw"] if bandwidth else []))
+                       "fwd+bwd ours ms", "fwd+bwd speedup"] + extra)
     ratios = {"forward": [], "forward+backward": []}
     for name, layout, res, moved in rows:
         f, fb = res["forward"], res["forward+backward"]
@@ -72,6 +82,8 @@ def emit_comparison(emit, rows, bandwidth=None):
                f"{fb['torch'] * 1e3:.3f} | {fb['ours'] * 1e3:.3f} | {rfb:.2f}x |")
         if bandwidth:
             row += f" {100 * moved / f['ours'] / bandwidth:.0f}% |"
+        if same_size_copy:
+            row += f" {100 * res['copy'] / f['ours']:.0f}% |"
         emit(row)
     emit("")
     emit(f"geometric-mean speedup: forward {geomean(ratios['forward']):.2f}x, forward+backward "

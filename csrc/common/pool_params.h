@@ -47,10 +47,19 @@ ATROUS_HD int64_t pool_out_size(int64_t in, int64_t kernel, int64_t stride, int6
 }
 
 // Taps [*lo, *hi) of the window starting at `start` (= o * stride - pad) that lie inside [0, in).
+// (No division for dilation 1: a 64-bit division costs dozens of cycles, and kernels call this
+// per output element.)
 ATROUS_HD void pool_taps(int64_t start, int64_t kernel, int64_t dilation, int64_t in, int64_t* lo,
                          int64_t* hi) {
-  int64_t l = start >= 0 ? 0 : ceil_div(-start, dilation);
-  int64_t h = start >= in ? 0 : ceil_div(in - start, dilation);
+  int64_t l, h;
+  if (dilation == 1) {
+    l = start >= 0 ? 0 : -start;
+    h = in - start;
+  } else {
+    l = start >= 0 ? 0 : ceil_div(-start, dilation);
+    h = start >= in ? 0 : ceil_div(in - start, dilation);
+  }
+  if (h < 0) h = 0;
   if (h > kernel) h = kernel;
   if (l > h) l = h;
   *lo = l;

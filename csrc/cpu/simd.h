@@ -158,16 +158,20 @@ struct Cast {
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 #define ATROUS_HAVE_SHUFFLEVECTOR 1
 namespace detail {
-template <typename V, int... I>
-inline V even_lanes(V a, V b, std::integer_sequence<int, I...>) {
-  return __builtin_shufflevector(a, b, (2 * I)...);
+template <int kFirst, typename V, int... I>
+inline V every_other_lane(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, (2 * I + kFirst)...);
 }
 }  // namespace detail
 
-// The even lanes of the 2W values a, b (lane i of the result is lane 2i of a:b).
+// The even (odd) lanes of the 2W values a, b: lane i of the result is lane 2i (2i + 1) of a:b.
 template <typename V, int W>
 inline V even_lanes(V a, V b) {
-  return detail::even_lanes(a, b, std::make_integer_sequence<int, W>{});
+  return detail::every_other_lane<0>(a, b, std::make_integer_sequence<int, W>{});
+}
+template <typename V, int W>
+inline V odd_lanes(V a, V b) {
+  return detail::every_other_lane<1>(a, b, std::make_integer_sequence<int, W>{});
 }
 #endif
 

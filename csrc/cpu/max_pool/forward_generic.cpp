@@ -1,4 +1,4 @@
-// CPU max-pool forward, scalar, either layout: output rows narrower than a vector (NCHW), and
+// CPU max-pool forward, scalar, either layout: NCHW output rows of under 4 elements, and
 // planes too large for the vector kernels' 32-bit position lanes. One logical output row (n, c,
 // oh) a step, each element by the scalar window scan.
 #include <ATen/Dispatch.h>

@@ -12,6 +12,8 @@ namespace {
 // The vector kernels keep in-plane positions in lanes as wide as the values' (int32 for float and
 // the half types): planes of 2^31 elements or more take the scalar path.
 constexpr int64_t kMaxPlaneForLanes = int64_t(1) << 31;
+// NCHW output rows narrower than this leave most lanes of a vector block idle: scalar instead.
+constexpr int64_t kMinVectorRow = 4;
 // About this many elements per parallel_for grain: small enough that batch 1 spreads over every
 // thread, large enough that a task's set-up is noise.
 constexpr int64_t kGrainElements = 4096;
@@ -25,7 +27,7 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
     plan.forward = small_plane ? PoolForward::kNhwcChannels : PoolForward::kGeneric;
     plan.backward = PoolBackward::kNhwcGather;
   } else {
-    plan.forward = small_plane && p.out_w >= lanes ? PoolForward::kNchwRows : PoolForward::kGeneric;
+    plan.forward = small_plane && p.out_w >= kMinVectorRow ? PoolForward::kNchwRows : PoolForward::kGeneric;
     const bool two_by_two = p.kernel_w == 2 && p.stride_w == 2 && p.pad_w == 0 && p.dil_w == 1 &&
                             p.kernel_h == 2 && p.stride_h == 2 && p.pad_h == 0 && p.dil_h == 1;
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR

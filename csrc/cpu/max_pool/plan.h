@@ -12,7 +12,7 @@ namespace cpu {
 enum class PoolForward {
   kNchwRows,      // NCHW: vectors along output rows (interior columns), scalar borders
   kNhwcChannels,  // channels_last: vectors across channels, bounds resolved per pixel
-  kGeneric,       // scalar, either layout: rows narrower than a vector, or planes of 2^31+
+  kGeneric,       // scalar, either layout: NCHW rows of under 4 outputs, or planes of 2^31+
 };
 
 enum class PoolBackward {
