@@ -66,6 +66,10 @@ struct Simd {
   static inline vec broadcast(T x) { return x - vec{}; }
 };
 
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define ATROUS_HAVE_SHUFFLEVECTOR 1  // __builtin_shufflevector with constant lane lists
+#endif
+
 // A vector of N lanes of T (a typedef whose lane type does not depend on the enclosing template
 // loses its vector_size in GCC, so every such vector goes through this).
 template <typename T, int N>
@@ -96,6 +100,29 @@ struct IntLanes {
   }
   static inline void store_wide_first(int64_t* p, lanes v, int64_t m) {
     for (int64_t i = 0; i < m; ++i) p[i] = v[i];
+  }
+  // All ones in lane i where p[i] == value (the W int64 values compared in 64-byte vectors, which
+  // compilers keep in registers; a 128-byte comparison is split into scalar code by GCC 12).
+  static inline lanes equal_wide(const int64_t* p, int64_t value) {
+    using W8 = typename VecOf<int64_t, 8>::type;
+    const W8 want = value - W8{};
+    W8 a;
+    __builtin_memcpy(&a, p, sizeof(a));
+    if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 8) {
+      return a == want;
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+    } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
+      using N8 = typename VecOf<int32_t, 8>::type;
+      W8 b;
+      __builtin_memcpy(&b, p + 8, sizeof(b));
+      const N8 lo = __builtin_convertvector(a == want, N8), hi = __builtin_convertvector(b == want, N8);
+      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+    } else {
+      lanes m;
+      for (int i = 0; i < W; ++i) m[i] = p[i] == value ? -1 : 0;
+      return m;
+    }
   }
 };
 
@@ -155,8 +182,7 @@ struct Cast {
   }
 };
 
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-#define ATROUS_HAVE_SHUFFLEVECTOR 1
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
 namespace detail {
 template <int kFirst, typename V, int... I>
 inline V every_other_lane(V a, V b, std::integer_sequence<int, I...>) {

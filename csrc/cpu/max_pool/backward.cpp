@@ -7,6 +7,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../simd.h"
@@ -67,7 +68,38 @@ struct NchwGather {
     }
   }
 
-  void row(int64_t r) const { columns(r / p.in_h, r % p.in_h, 0, p.in_w); }
+  void row(int64_t r, acc_t*) const { columns(r / p.in_h, r % p.in_h, 0, p.in_w); }
+};
+
+// Any NCHW geometry, one input row at a time: the row is summed in a buffer of acc_t from the
+// output rows whose windows cover it, in increasing output position; each gradient goes to the
+// column its index names if that column is a tap of its window (in this row), else nowhere. Per
+// input row that is (windows covering it) x oW steps, against the per-element gather's
+// (row windows) x (column windows) x W.
+template <typename scalar_t>
+struct NchwRowScatter : NchwGather<scalar_t> {
+  using Base = NchwGather<scalar_t>;
+  using acc_t = typename Base::acc_t;
+  using Base::Base;
+  using Base::p;
+
+  void row(int64_t r, acc_t* buf) const {
+    const int64_t plane = r / p.in_h, ih = r % p.in_h, span = (p.kernel_w - 1) * p.dil_w + 1;
+    std::fill(buf, buf + p.in_w, acc_t(0));
+    for (const int64_t* oh = this->rows.begin(ih); oh != this->rows.end(ih); ++oh) {
+      const scalar_t* g = this->go + (plane * p.out_h + *oh) * p.out_w;
+      const int64_t* id = this->idx + (plane * p.out_h + *oh) * p.out_w;
+      const int64_t row_pos = ih * p.in_w;
+      for (int64_t ow = 0; ow < p.out_w; ++ow) {
+        const int64_t col = id[ow] - row_pos, first = ow * p.stride_w - p.pad_w;
+        const int64_t lo = std::max<int64_t>(first, 0), hi = std::min(first + span, p.in_w);
+        if (col >= lo && col < hi && (p.dil_w == 1 || (col - first) % p.dil_w == 0))
+          buf[col] += static_cast<acc_t>(g[ow]);
+      }
+    }
+    scalar_t* dst = this->gi + r * p.in_w;
+    for (int64_t iw = 0; iw < p.in_w; ++iw) dst[iw] = static_cast<scalar_t>(buf[iw]);
+  }
 };
 
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
@@ -93,7 +125,7 @@ struct NchwGather2x2 : NchwGather<scalar_t> {
     return __builtin_shufflevector(a, b, (J % 2 == 0 ? J / 2 : H + J / 2)...);
   }
 
-  void row(int64_t r) const {
+  void row(int64_t r, acc_t*) const {
     const int64_t plane = r / p.in_h, ih = r % p.in_h, oh = ih / 2;
     if (oh >= p.out_h) {  // below the last window: no gradient
       Base::columns(plane, ih, 0, p.in_w);
@@ -128,7 +160,6 @@ struct NhwcGather {
   using S = Simd<acc_t>;
   using Cv = Cast<scalar_t>;
   using vec = typename S::vec;
-  using wide = typename IntLanes<acc_t>::wide;
   using lanes = typename IntLanes<acc_t>::lanes;
   static constexpr int W = S::kLanes;
 
@@ -144,23 +175,20 @@ struct NhwcGather {
         cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
 
   // Input row `r` (= n * H + ih), every pixel and channel.
-  void row(int64_t r) const {
+  void row(int64_t r, acc_t*) const {
     const int64_t n = r / p.in_h, ih = r % p.in_h, C = p.channels;
     const scalar_t* g = go + n * p.out_h * p.out_w * C;
     const int64_t* id = idx + n * p.out_h * p.out_w * C;
     for (int64_t iw = 0; iw < p.in_w; ++iw) {
       const int64_t pos = ih * p.in_w + iw;
       scalar_t* dst = gi + (r * p.in_w + iw) * C;
-      const wide want = pos - wide{};
       int64_t c = 0;
       for (; c + W <= C; c += W) {
         vec acc = vec{};
         for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
           for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
             const int64_t o = (*oh * p.out_w + *ow) * C + c;
-            wide iv;
-            __builtin_memcpy(&iv, id + o, sizeof(iv));
-            const lanes hit = __builtin_convertvector(iv == want, lanes);
+            const lanes hit = IntLanes<acc_t>::equal_wide(id + o, pos);
             acc += hit ? Cv::load(g + o) : vec{};
           }
         }
@@ -180,13 +208,15 @@ struct NhwcGather {
   }
 };
 
+// Runs kernel.row(r, buffer of in_w acc_t) over the rows.
 template <typename Kernel, typename scalar_t>
 void run(const PoolParams& p, int64_t rows, int64_t grain, const at::Tensor& grad_output,
          const at::Tensor& indices, at::Tensor& grad_input) {
   const Kernel k(p, grad_output.const_data_ptr<scalar_t>(), indices.const_data_ptr<int64_t>(),
                  grad_input.mutable_data_ptr<scalar_t>());
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) k.row(r);
+    std::vector<typename Kernel::acc_t> buf(p.in_w);
+    for (int64_t r = begin; r < end; ++r) k.row(r, buf.data());
   });
 }
 
@@ -205,8 +235,8 @@ void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan,
       return;
     }
 #endif
-    run<NchwGather<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
-                                        grad_input);
+    run<NchwRowScatter<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
+                                            grad_input);
   });
 }
 

@@ -35,7 +35,7 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
 #else
     const bool vector_2x2 = false;
 #endif
-    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2 : PoolBackward::kNchwGather;
+    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2 : PoolBackward::kNchwRowScatter;
   }
   // The forward's unit is an output row of one plane, or of all channels for kNhwcChannels; the
   // backward's an input row of all channels (NHWC) or of one plane (NCHW).
@@ -58,7 +58,7 @@ const char* forward_name(PoolForward f) {
 
 const char* backward_name(PoolBackward b) {
   switch (b) {
-    case PoolBackward::kNchwGather: return "nchw_gather";
+    case PoolBackward::kNchwRowScatter: return "nchw_row_scatter";
     case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
     case PoolBackward::kNhwcGather: return "nhwc_gather";
   }

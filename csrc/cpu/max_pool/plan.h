@@ -16,9 +16,9 @@ enum class PoolForward {
 };
 
 enum class PoolBackward {
-  kNchwGather,     // NCHW: each input element gathers from the windows that contain it
-  kNchwGather2x2,  // NCHW, 2x2 windows at stride 2 (no padding or dilation): vectors along rows
-  kNhwcGather,     // channels_last: the gather with vectors across channels
+  kNchwRowScatter,  // NCHW: each input row sums the gradients of the windows covering it
+  kNchwGather2x2,   // NCHW, 2x2 windows at stride 2 (no padding or dilation): a gather in vectors
+  kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
 };
 
 struct PoolPlan {
