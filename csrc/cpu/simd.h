@@ -101,6 +101,36 @@ struct IntLanes {
   static inline void store_wide_first(int64_t* p, lanes v, int64_t m) {
     for (int64_t i = 0; i < m; ++i) p[i] = v[i];
   }
+  // p[i] - (base + i * step) where that lies in [0, span), else -1 (the W int64 values in
+  // 64-byte vectors).
+  static inline lanes offsets_within(const int64_t* p, int64_t base, int64_t step, int64_t span) {
+    using W8 = typename VecOf<int64_t, 8>::type;
+    W8 steps;
+    for (int i = 0; i < 8; ++i) steps[i] = i * step;
+    auto rel = [&](const int64_t* q) {
+      W8 a;
+      __builtin_memcpy(&a, q, sizeof(a));
+      a -= base + steps;
+      base += 8 * step;
+      return (a >= 0) & (a < span - W8{}) ? a : -1 - W8{};
+    };
+    if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 8) {
+      return rel(p);
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+    } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
+      using N8 = typename VecOf<int32_t, 8>::type;
+      const N8 lo = __builtin_convertvector(rel(p), N8), hi = __builtin_convertvector(rel(p + 8), N8);
+      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+    } else {
+      lanes m;
+      for (int i = 0; i < W; ++i) {
+        const int64_t r = p[i] - (base + i * step);
+        m[i] = r >= 0 && r < span ? r : -1;
+      }
+      return m;
+    }
+  }
   // All ones in lane i where p[i] == value (the W int64 values compared in 64-byte vectors, which
   // compilers keep in registers; a 128-byte comparison is split into scalar code by GCC 12).
   static inline lanes equal_wide(const int64_t* p, int64_t value) {

@@ -49,6 +49,7 @@ struct NchwGather {
       : p(p_), go(go_), idx(idx_), gi(gi_),
         rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
         cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+  int64_t buffer_size() const { return p.in_w; }
 
   // grad_input columns [w0, w1) of input row ih in one plane.
   void columns(int64_t plane, int64_t ih, int64_t w0, int64_t w1) const {
@@ -102,6 +103,69 @@ struct NchwRowScatter : NchwGather<scalar_t> {
   }
 };
 
+// The row scatter in vectors of W output columns: split by phase (column = j * sW + r), tap kw's
+// contributions go to phase r_kw at j = ow + q_kw (kw * dW - pW = q_kw * sW + r_kw), so each tap
+// of a block of W windows is one masked vector add into its phase. Taps run in decreasing kw
+// within a block and blocks in increasing ow, so every element still sums in increasing output
+// position (bitwise the scalar row scatter). The phases are then woven into the row.
+template <typename scalar_t>
+struct NchwPhaseScatter : NchwGather<scalar_t> {
+  using Base = NchwGather<scalar_t>;
+  using acc_t = typename Base::acc_t;
+  using S = Simd<acc_t>;
+  using Cv = Cast<scalar_t>;
+  using I = IntLanes<acc_t>;
+  using vec = typename S::vec;
+  using lanes = typename I::lanes;
+  static constexpr int W = S::kLanes;
+  using Base::p;
+
+  int64_t margin = 0, phase_len = 0;  // each phase: margin slots, then j = 0, 1, ...
+
+  NchwPhaseScatter(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
+      : Base(p_, go_, idx_, gi_) {
+    margin = ceil_div(p.pad_w, p.stride_w);
+    const int64_t reach = floor_div((p.kernel_w - 1) * p.dil_w - p.pad_w, p.stride_w);
+    phase_len = margin + std::max(ceil_div(p.in_w, p.stride_w), ceil_div(p.out_w, W) * W + reach + 1);
+  }
+  int64_t buffer_size() const { return p.stride_w * phase_len; }
+
+  void row(int64_t r, acc_t* buf) const {
+    const int64_t plane = r / p.in_h, ih = r % p.in_h, span = (p.kernel_w - 1) * p.dil_w + 1;
+    std::fill(buf, buf + buffer_size(), acc_t(0));
+    const int64_t row_pos = ih * p.in_w;
+    int64_t tail_idx[W];
+    for (const int64_t* oh = this->rows.begin(ih); oh != this->rows.end(ih); ++oh) {
+      const scalar_t* g = this->go + (plane * p.out_h + *oh) * p.out_w;
+      const int64_t* id = this->idx + (plane * p.out_h + *oh) * p.out_w;
+      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += W) {
+        const int64_t n = std::min<int64_t>(W, p.out_w - ow0);
+        const int64_t* ids = id + ow0;
+        if (n < W) {  // past the row: an index no window matches
+          for (int k = 0; k < W; ++k) tail_idx[k] = k < n ? id[ow0 + k] : -1 - row_pos - span;
+          ids = tail_idx;
+        }
+        // Each lane's tap offset in its window (its index less the window's first column).
+        const lanes at = I::offsets_within(ids, row_pos + ow0 * p.stride_w - p.pad_w, p.stride_w,
+                                           span);
+        const vec gv = n < W ? Cv::load_first(g + ow0, n) : Cv::load(g + ow0);
+        for (int64_t kw = p.kernel_w - 1; kw >= 0; --kw) {
+          const int64_t off = kw * p.dil_w - p.pad_w;
+          const int64_t q = floor_div(off, p.stride_w), ph = off - q * p.stride_w;
+          acc_t* dst = buf + ph * phase_len + margin + ow0 + q;
+          const lanes hit = at == I::broadcast(kw * p.dil_w);
+          S::store(dst, S::load(dst) + (hit ? gv : vec{}));
+        }
+      }
+    }
+    scalar_t* out = this->gi + r * p.in_w;
+    for (int64_t ph = 0; ph < p.stride_w; ++ph) {  // weave the phases (no division per element)
+      const acc_t* src = buf + ph * phase_len + margin;
+      for (int64_t j = 0, iw = ph; iw < p.in_w; ++j, iw += p.stride_w) out[iw] = static_cast<scalar_t>(src[j]);
+    }
+  }
+};
+
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
 // 2x2 windows at stride 2: input column iw lies in window iw / 2 only, so W input columns read
 // W / 2 gradients and indices; each is compared with the even and the odd position of its pair,
@@ -134,22 +198,36 @@ struct NchwGather2x2 : NchwGather<scalar_t> {
     const scalar_t* g = this->go + (plane * p.out_h + oh) * p.out_w;
     const int64_t* id = this->idx + (plane * p.out_h + oh) * p.out_w;
     scalar_t* dst = this->gi + (plane * p.in_h + ih) * p.in_w;
-    const int64_t vec_end = std::min(p.in_w, 2 * p.out_w) / W * W;
+    const int64_t covered = std::min(p.in_w, 2 * p.out_w);  // columns inside a window
     half_wide even_pos;
     for (int k = 0; k < H; ++k) even_pos[k] = ih * p.in_w + 2 * k;
-    for (int64_t iw = 0; iw < vec_end; iw += W) {
+    int64_t iw = 0;
+    for (; iw + W <= covered; iw += W) {
       half_vec gv;
       for (int k = 0; k < H; ++k) gv[k] = static_cast<acc_t>(g[iw / 2 + k]);
       half_wide iv;
       __builtin_memcpy(&iv, id + iw / 2, sizeof(iv));
-      const half_wide at_even = iv - (even_pos + iw);
-      const half_mask even = __builtin_convertvector(at_even == 0, half_mask);
-      const half_mask odd = __builtin_convertvector(at_even == 1, half_mask);
-      const half_vec zero = half_vec{};
-      Cv::store(dst + iw, interleave(even ? gv : zero, odd ? gv : zero,
-                                     std::make_integer_sequence<int, W>{}));
+      Cv::store(dst + iw, pair_block(gv, iv - (even_pos + iw)));
     }
-    Base::columns(plane, ih, vec_end, p.in_w);
+    if (iw < covered) {  // the last n < W columns: as many gradients and indices as they need
+      const int64_t n = covered - iw, pairs = (n + 1) / 2;
+      half_vec gv = half_vec{};
+      half_wide iv = -1 - half_wide{};
+      for (int64_t k = 0; k < pairs; ++k) {
+        gv[k] = static_cast<acc_t>(g[iw / 2 + k]);
+        iv[k] = id[iw / 2 + k];
+      }
+      Cv::store_first(dst + iw, pair_block(gv, iv - (even_pos + iw)), n);
+    }
+    Base::columns(plane, ih, covered, p.in_w);  // columns past the last window: zero
+  }
+
+  // W results from H gradients and their indices less the pairs' even positions.
+  static typename S::vec pair_block(half_vec gv, half_wide at_even) {
+    const half_mask even = __builtin_convertvector(at_even == 0, half_mask);
+    const half_mask odd = __builtin_convertvector(at_even == 1, half_mask);
+    const half_vec zero = half_vec{};
+    return interleave(even ? gv : zero, odd ? gv : zero, std::make_integer_sequence<int, W>{});
   }
 };
 #endif
@@ -173,6 +251,7 @@ struct NhwcGather {
       : p(p_), go(go_), idx(idx_), gi(gi_),
         rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
         cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+  int64_t buffer_size() const { return 0; }
 
   // Input row `r` (= n * H + ih), every pixel and channel.
   void row(int64_t r, acc_t*) const {
@@ -208,14 +287,14 @@ struct NhwcGather {
   }
 };
 
-// Runs kernel.row(r, buffer of in_w acc_t) over the rows.
+// Runs kernel.row(r, buffer of the kernel's buffer_size() acc_t) over the rows.
 template <typename Kernel, typename scalar_t>
 void run(const PoolParams& p, int64_t rows, int64_t grain, const at::Tensor& grad_output,
          const at::Tensor& indices, at::Tensor& grad_input) {
   const Kernel k(p, grad_output.const_data_ptr<scalar_t>(), indices.const_data_ptr<int64_t>(),
                  grad_input.mutable_data_ptr<scalar_t>());
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<typename Kernel::acc_t> buf(p.in_w);
+    std::vector<typename Kernel::acc_t> buf(k.buffer_size());
     for (int64_t r = begin; r < end; ++r) k.row(r, buf.data());
   });
 }
@@ -235,6 +314,11 @@ void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan,
       return;
     }
 #endif
+    if (plan.backward == PoolBackward::kNchwPhaseScatter) {
+      run<NchwPhaseScatter<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
+                                                grad_input);
+      return;
+    }
     run<NchwRowScatter<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
                                             grad_input);
   });

@@ -35,7 +35,13 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
 #else
     const bool vector_2x2 = false;
 #endif
-    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2 : PoolBackward::kNchwRowScatter;
+    // Vectors of output columns pay off from a vector's worth of them, up to a kernel span a few
+    // strides wide (each tap is one masked add per block).
+    const bool phases = p.in_h * p.in_w < kMaxPlaneForLanes && p.out_w >= lanes &&
+                        (p.kernel_w - 1) * p.dil_w + 1 <= 4 * p.stride_w;
+    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2
+                    : phases   ? PoolBackward::kNchwPhaseScatter
+                               : PoolBackward::kNchwRowScatter;
   }
   // The forward's unit is an output row of one plane, or of all channels for kNhwcChannels; the
   // backward's an input row of all channels (NHWC) or of one plane (NCHW).
@@ -59,6 +65,7 @@ const char* forward_name(PoolForward f) {
 const char* backward_name(PoolBackward b) {
   switch (b) {
     case PoolBackward::kNchwRowScatter: return "nchw_row_scatter";
+    case PoolBackward::kNchwPhaseScatter: return "nchw_phase_scatter";
     case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
     case PoolBackward::kNhwcGather: return "nhwc_gather";
   }

@@ -16,7 +16,8 @@ enum class PoolForward {
 };
 
 enum class PoolBackward {
-  kNchwRowScatter,  // NCHW: each input row sums the gradients of the windows covering it
+  kNchwRowScatter,    // NCHW: each input row sums the gradients of the windows covering it
+  kNchwPhaseScatter,  // NCHW: the same in vectors of output columns, by column phase
   kNchwGather2x2,   // NCHW, 2x2 windows at stride 2 (no padding or dilation): a gather in vectors
   kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
 };
