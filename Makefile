@@ -34,6 +34,7 @@ test: build
 bench: build
 	$(PY) benchmarks/bench_depthwise.py
 	$(PY) benchmarks/bench_max_unpool.py
+	$(PY) benchmarks/bench_max_pool.py
 
 clean:
 	rm -rf build dist *.egg-info python/atrous/*.so

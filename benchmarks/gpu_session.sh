@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lent-GPU session in one call: build, CUDA tests, compute-sanitizer, benchmarks.
 #   bash benchmarks/gpu_session.sh [steps...]
-# steps: build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv (default: all).
+# steps: build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv pool (default: all).
 # Each step's log goes to $LOGS; at the end they are packed into $OUT/logs.tgz beside
 # $OUT/summary.txt (the device tool brings back a few files only). BUDGET (seconds, default 570)
 # bounds the whole run: a step gets what is left of it and is skipped when under 20 s remain.
@@ -15,7 +15,7 @@ mkdir -p "$OUT" "$LOGS"
 # system compiler, which links libstdc++ dynamically as torch does.
 [ -x /usr/bin/g++ ] && export CC=/usr/bin/gcc CXX=/usr/bin/g++
 export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-16} CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
-steps=${*:-build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv}
+steps=${*:-build diag test memcheck racecheck initcheck bench bench-bf16 unpool unpool-nv pool}
 summary=$OUT/summary.txt
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -56,6 +56,7 @@ for s in $steps; do
     bench-bf16) run bench-bf16 300 python3 benchmarks/bench_depthwise.py $BENCH --dtype bfloat16 ;;
     unpool) run unpool 200 python3 benchmarks/bench_max_unpool.py $BENCH ;;
     unpool-nv) run unpool-nv 200 python3 benchmarks/bench_max_unpool.py $BENCH --no-validate ;;
+    pool) run pool 200 python3 benchmarks/bench_max_pool.py $BENCH ;;
     *) note "unknown step $s" ;;
   esac
 done

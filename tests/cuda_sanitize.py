@@ -91,6 +91,29 @@ def unpool_cases():
         print(f"ok   unpool {tag} invalid index skipped unvalidated", flush=True)
 
 
+def pool_cases():
+    """One small case of each max-pool kernel (forward with and without indices, backward), both
+    layouts, against the CPU."""
+    g = torch.Generator().manual_seed(2)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        tag = "NHWC" if layout == torch.channels_last else "NCHW"
+        for k, s, p, d, ceil in ((2, 2, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), (1, 2), (1, 0), (2, 1), False)):
+            for dtype in (torch.float32, torch.bfloat16):
+                x = torch.randn(2, 6, 13, 17, generator=g).to(dtype).contiguous(memory_format=layout)
+                ref_v, ref_i = atrous.max_pool2d(x, k, s, p, d, ceil, True)
+                xd = x.cuda().requires_grad_()
+                v, i = atrous.max_pool2d(xd, k, s, p, d, ceil, True)
+                check(f"max_pool {tag} {dtype} k{k} s{s} p{p} d{d} values", v, ref_v, 0)
+                check(f"max_pool {tag} {dtype} k{k} s{s} p{p} d{d} indices", i, ref_i, 0)
+                check(f"max_pool {tag} {dtype} k{k} s{s} p{p} d{d} no indices",
+                      atrous.max_pool2d(xd.detach(), k, s, p, d, ceil), ref_v, 0)
+                go = torch.randn(ref_v.shape, generator=g).to(dtype)
+                xc = x.clone().requires_grad_()
+                ref_g = torch.autograd.grad(atrous.max_pool2d(xc, k, s, p, d, ceil), xc, go)[0]
+                check(f"max_pool {tag} {dtype} k{k} s{s} p{p} d{d} backward",
+                      torch.autograd.grad(v, xd, go.cuda())[0], ref_g, 0)
+
+
 def main():
     torch.backends.cudnn.enabled = False
     cl, cf = torch.channels_last, torch.contiguous_format
@@ -109,6 +132,7 @@ def main():
         depthwise_case(torch.float32, layout, 3, 6, 9, 70, 7, 3, 2, 3)
         depthwise_case(torch.float32, layout, 2, 33, 130, 7, 1, 1, 1, 1)
     unpool_cases()
+    pool_cases()
     torch.cuda.synchronize()
     print(f"{len(failures)} failures" + (": " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0

@@ -46,6 +46,25 @@ def test_unpool_cpu_equals_cuda_with_duplicates():
         assert torch.equal(cpu, cuda.cpu())
 
 
+@pytest.mark.parametrize("dtype", list(DTYPE_TOL))
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("k,s,p,d,ceil", [(2, 2, 0, 1, False), (3, 2, 1, 1, True), ((3, 5), (2, 1), (1, 2), (2, 1), False)])
+def test_max_pool_cpu_equals_cuda(dtype, layout, k, s, p, d, ceil):
+    """Values, indices and gradient: the same on both devices, bit for bit (one summation order)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-3, 4, (3, 19, 33, 41), generator=g).to(dtype).contiguous(memory_format=layout)
+    go = torch.randn(3, 19, 33, 41, generator=g).to(dtype)
+    outs = []
+    for dev in ("cpu", "cuda"):
+        xd = x.to(dev).requires_grad_()
+        v, i = atrous.max_pool2d(xd, k, s, p, d, ceil, True)
+        grad, = torch.autograd.grad(v, xd, go.to(dev)[..., :v.shape[-2], :v.shape[-1]].contiguous())
+        outs.append([t.cpu() for t in (v, i, grad)])
+        assert v.is_contiguous(memory_format=layout) and i.is_contiguous(memory_format=layout)
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
 def test_non_default_stream_and_other_device():
     x = torch.randn(4, 16, 30, 30, device="cuda")
     w = torch.randn(16, 1, 3, 3, device="cuda")

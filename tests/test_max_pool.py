@@ -170,6 +170,18 @@ def test_nan_and_inf_rules(device, layout):
         assert (i >= 0).all()  # never a padded position
 
 
+def test_window_without_taps_gives_torchs_index_and_a_safe_gradient(device):
+    """A dilated window whose every tap falls outside the input: -inf, and torch's index (past the
+    plane), which torch's own backward would write out of bounds; ours drops that gradient."""
+    x = torch.randn(1, 2, 2, 5, device=device, requires_grad=True)
+    v, i = atrous.max_pool2d(x, 3, 4, 1, 3, True, True)
+    rv, ri = F.max_pool2d(x.detach().cpu(), 3, 4, 1, 3, True, True)
+    assert torch.equal(v.detach().cpu(), rv) and torch.equal(i.cpu(), ri)
+    assert (ri >= 10).all()  # torch's index lies past the 2x5 plane
+    g, = torch.autograd.grad(v, x, torch.ones_like(v))
+    assert torch.equal(g, torch.zeros_like(g))
+
+
 def test_ties_go_to_the_first(device):
     x = torch.zeros(2, 17, 9, 33, device=device)
     for k, s, p, d in [(2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 2), (5, 3, 2, 1)]:
