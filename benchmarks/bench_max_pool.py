@@ -9,12 +9,11 @@ floor at that size).
     python benchmarks/bench_max_pool.py [--device cpu|cuda] [--threads N] [--markdown results.md]
 """
 
-import argparse
 import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, copy_bandwidth, emit_comparison, same_size_copy
+from common import Report, alternate, device_header, emit_comparison, same_size_copy, suite_parser, suite_targets
 
 import atrous
 
@@ -68,28 +67,15 @@ def run_case(case, device, layout, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
-    parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--min-run-time", type=float, default=0.3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--cuda-batch-scale", type=int, default=8)
+    parser = suite_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="one round, shorter timing")
-    parser.add_argument("--markdown")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.min_run_time = 1, 0.1
-    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    layouts = args.layout or ["contiguous", "channels_last"]
+    devices, layouts = suite_targets(args)
     emit = Report()
     for device in devices:
-        dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
-        bandwidth = copy_bandwidth(device) if device == "cuda" else None
-        emit(f"\n### max_pool2d, {device} ({dev_name}), float32")
-        if bandwidth:
-            emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
-        emit("")
+        bandwidth = device_header(emit, device, args, "max_pool2d, {device}, float32")
         emit_comparison(emit, ((case[0], layout, *run_case(case, device, layout, args))
                                for case in CASES for layout in layouts), bandwidth, same_size_copy=True)
     emit.write(args.markdown)

@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmark suites."""
 
+import argparse
 import math
 import statistics
 
@@ -90,3 +91,33 @@ def emit_comparison(emit, rows, bandwidth=None, same_size_copy=False):
          f"{geomean(ratios['forward+backward']):.2f}x; slower than torch in "
          f"{sum(r < 1 for r in ratios['forward'])} forward and "
          f"{sum(r < 1 for r in ratios['forward+backward'])} forward+backward of {len(ratios['forward'])} cases")
+
+
+def suite_parser(doc):
+    """The options every op suite takes (devices, layouts, timing, threads, CUDA batch, markdown)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
+    parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cuda-batch-scale", type=int, default=8)
+    parser.add_argument("--markdown", help="also write the tables to this file")
+    return parser
+
+
+def suite_targets(args):
+    """The devices (all present by default) and layouts (both by default) a suite runs."""
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    return devices, args.layout or ["contiguous", "channels_last"]
+
+
+def device_header(emit, device, args, title):
+    """Prints a table's heading for `device` and returns its copy bandwidth (CUDA) or None."""
+    dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+    bandwidth = copy_bandwidth(device) if device == "cuda" else None
+    emit(f"\n### {title.format(device=f'{device} ({dev_name})')}")
+    if bandwidth:
+        emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
+    emit("")
+    return bandwidth

@@ -8,18 +8,12 @@
 #include <algorithm>
 
 #include "../common/fastdiv.h"
+#include "common.cuh"
 #include "max_pool_cuda.h"
 
 namespace atrous {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxGrid = 1 << 30;
-
-inline unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(ceil_div(n, kThreads), kMaxGrid)));
-}
 
 template <typename T>
 struct Acc {

@@ -6,18 +6,12 @@
 #include <algorithm>
 
 #include "../common/fastdiv.h"
+#include "common.cuh"
 #include "max_unpool_cuda.h"
 
 namespace atrous {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxGrid = 1 << 30;
-
-inline unsigned grid_for(int64_t n) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(ceil_div(n, kThreads), kMaxGrid)));
-}
 
 // Dividers for the flat index decompositions (DivU32 when every index is below 2^31).
 template <typename Div>

@@ -36,8 +36,9 @@ struct AxisWindows {
   const int64_t* end(int64_t i) const { return list.data() + start[i + 1]; }
 };
 
+// What every backward kernel reads and writes, and the windows containing each input row and column.
 template <typename scalar_t>
-struct NchwGather {
+struct BackwardData {
   using acc_t = acc_type_t<scalar_t>;
   const PoolParams& p;
   const scalar_t* go;
@@ -45,10 +46,22 @@ struct NchwGather {
   scalar_t* gi;
   AxisWindows rows, cols;
 
-  NchwGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
+  BackwardData(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
       : p(p_), go(go_), idx(idx_), gi(gi_),
         rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
         cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+};
+
+template <typename scalar_t>
+struct NchwGather : BackwardData<scalar_t> {
+  using acc_t = acc_type_t<scalar_t>;
+  using BackwardData<scalar_t>::BackwardData;
+  using BackwardData<scalar_t>::p;
+  using BackwardData<scalar_t>::go;
+  using BackwardData<scalar_t>::idx;
+  using BackwardData<scalar_t>::gi;
+  using BackwardData<scalar_t>::rows;
+  using BackwardData<scalar_t>::cols;
   int64_t buffer_size() const { return p.in_w; }
 
   // grad_input columns [w0, w1) of input row ih in one plane.
@@ -233,24 +246,20 @@ struct NchwGather2x2 : NchwGather<scalar_t> {
 #endif
 
 template <typename scalar_t>
-struct NhwcGather {
+struct NhwcGather : BackwardData<scalar_t> {
   using acc_t = acc_type_t<scalar_t>;
   using S = Simd<acc_t>;
   using Cv = Cast<scalar_t>;
   using vec = typename S::vec;
   using lanes = typename IntLanes<acc_t>::lanes;
   static constexpr int W = S::kLanes;
-
-  const PoolParams& p;
-  const scalar_t* go;
-  const int64_t* idx;
-  scalar_t* gi;
-  AxisWindows rows, cols;
-
-  NhwcGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
-      : p(p_), go(go_), idx(idx_), gi(gi_),
-        rows(p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h, p.out_h),
-        cols(p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w, p.out_w) {}
+  using BackwardData<scalar_t>::BackwardData;
+  using BackwardData<scalar_t>::p;
+  using BackwardData<scalar_t>::go;
+  using BackwardData<scalar_t>::idx;
+  using BackwardData<scalar_t>::gi;
+  using BackwardData<scalar_t>::rows;
+  using BackwardData<scalar_t>::cols;
   int64_t buffer_size() const { return 0; }
 
   // Input row `r` (= n * H + ih), every pixel and channel.
