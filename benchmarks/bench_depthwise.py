@@ -8,6 +8,8 @@ over its time) as a share of this GPU's measured copy bandwidth.
     python benchmarks/bench_depthwise.py                 # every available device, float32
     python benchmarks/bench_depthwise.py --device cuda --dtype bfloat16
     python benchmarks/bench_depthwise.py --markdown results.md
+    python benchmarks/bench_depthwise.py --networks      # every depthwise layer of torchvision's
+                                                         # networks, all threads and 1 thread (CPU)
 
 Timing: torch.utils.benchmark, all of the machine's threads, torch and ours measured alternately
 for --rounds rounds; the reported time is the median over rounds of each round's median.
@@ -19,6 +21,7 @@ import sys
 import torch
 import torch.nn.functional as F
 from common import Report, alternate, copy_bandwidth, emit_comparison
+from networks import NETWORKS
 
 import atrous
 
@@ -80,11 +83,27 @@ def main():
     parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
     parser.add_argument("--case", action="append", help="substring of a case name to run")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--min-run-time", type=float, default=0.3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--min-run-time", type=float, help="seconds per timing (default 0.3; --networks: 0.05)")
+    parser.add_argument("--threads", type=int)
     parser.add_argument("--cuda-batch-scale", type=int, default=8)
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--networks", action="store_true",
+                        help="time every depthwise layer of torchvision's networks instead (needs torchvision)")
+    parser.add_argument("--network", action="append", choices=NETWORKS, help="with --networks: only these")
+    parser.add_argument("--config", action="append", help="with --networks: substring of a configuration")
     args = parser.parse_args()
+    args.threads_given = args.threads is not None
+    if args.min_run_time is None:
+        args.min_run_time = 0.05 if args.networks else 0.3
+    if not args.threads_given:
+        args.threads = torch.get_num_threads()
+    if args.networks:
+        from depthwise_networks import run_networks
+
+        emit = Report()
+        run_networks(emit, args)
+        emit.write(args.markdown)
+        return
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     layouts = args.layout or ["contiguous", "channels_last"]
     cases = [c for c in CASES if not args.case or any(s in c[0] for s in args.case)]

@@ -78,22 +78,17 @@ TORCH_LIBRARY(atrous, m) {
   m.def(
       "depthwise_conv2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
       "int[2] dilation) -> Tensor");
+  // The gradients (grad_input, grad_weight, grad_bias) that output_mask asks for, as ATen's
+  // convolution_backward; each one not asked for is an empty tensor. The backend decides which
+  // passes serve the mask; a gradient's value never depends on which others are asked for.
   m.def(
-      "depthwise_conv2d_backward_input(Tensor grad_output, Tensor weight, int[4] input_size, "
-      "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
+      "depthwise_conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
+      "int[4] padding, int[2] dilation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  // The CPU kernels these arguments get, "forward=<path> backward_input=<path>
+  // backward_weight=<path>" (csrc/cpu/depthwise/plan.h; for tests).
   m.def(
-      "depthwise_conv2d_backward_weight(Tensor grad_output, Tensor input, int[4] weight_size, "
-      "int[2] stride, int[4] padding, int[2] dilation) -> Tensor");
-  m.def("depthwise_conv2d_backward_bias(Tensor grad_output) -> Tensor");
-  // Both gradients of the parameters (weight, bias) in one pass over grad_output.
-  m.def(
-      "depthwise_conv2d_backward_weight_bias(Tensor grad_output, Tensor input, int[4] weight_size, "
-      "int[2] stride, int[4] padding, int[2] dilation) -> (Tensor, Tensor)");
-  // All the gradients in one pass over grad_output where the backend can: (grad_input,
-  // grad_weight, grad_bias), grad_bias only with `bias` (else an empty tensor).
-  m.def(
-      "depthwise_conv2d_backward_input_weight(Tensor grad_output, Tensor input, Tensor weight, "
-      "int[2] stride, int[4] padding, int[2] dilation, bool bias) -> (Tensor, Tensor, Tensor)");
+      "_depthwise_conv2d_cpu_plan(Tensor input, Tensor weight, int[2] stride, int[4] padding, "
+      "int[2] dilation) -> str");
   // Max-unpool: output_size = [oH, oW]; kernel_size, stride and padding describe the windows
   // the indices come from (they choose the gather form; see csrc/common/unpool_params.h).
   m.def(

@@ -46,12 +46,19 @@ def random_config(rng, big_kernels=False):
 
 def check_config(cfg, device, layout, dtype=torch.float64, atol=1e-10, rtol=1e-10):
     """Ours in `dtype` on `device` against the reference in float64 on the CPU (so that no
-    TF32 or other reduced-precision path of the reference's own device enters the comparison)."""
+    TF32 or other reduced-precision path of the reference's own device enters the comparison).
+    The half types get values they hold exactly, so that only their accumulation and the rounding
+    of the results differ from the reference."""
     g = torch.Generator().manual_seed(zlib.crc32(str(cfg).encode()))  # the same on every run
     C, m = cfg["C"], cfg["m"]
-    x0 = torch.randn(cfg["N"], C, cfg["H"], cfg["W"], generator=g, dtype=torch.float64)
-    w0 = torch.randn(C * m, 1, cfg["kh"], cfg["kw"], generator=g, dtype=torch.float64)
-    b0 = torch.randn(C * m, generator=g, dtype=torch.float64) if cfg["bias"] else None
+
+    def randn(*shape):
+        t = torch.randn(*shape, generator=g, dtype=torch.float64)
+        return t.to(dtype).double() if dtype in (torch.float16, torch.bfloat16) else t
+
+    x0 = randn(cfg["N"], C, cfg["H"], cfg["W"])
+    w0 = randn(C * m, 1, cfg["kh"], cfg["kw"])
+    b0 = randn(C * m) if cfg["bias"] else None
     args = (cfg["stride"], cfg["padding"], cfg["dilation"])
 
     def leaf(t, dev, dt):
@@ -63,7 +70,7 @@ def check_config(cfg, device, layout, dtype=torch.float64, atol=1e-10, rtol=1e-1
     ref = reference(xr, wr, br, *args)
     assert out.shape == ref.shape and out.dtype == dtype and out.device.type == torch.device(device).type
     torch.testing.assert_close(out.cpu().double(), ref, atol=atol, rtol=rtol)
-    go = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    go = randn(*ref.shape)
     ours = grads(out, (x, w, b), go.to(device, dtype))
     assert_close_all([t.cpu().double() for t in ours], grads(ref, (xr, wr, br), go), atol=atol, rtol=rtol)
     return out
@@ -161,6 +168,52 @@ def test_specialised_paths_float32(device, layout, idx):
     assert out.dtype == torch.float32
 
 
+# Every path of the CPU planner (csrc/cpu/depthwise/plan.h), each checked against the reference in
+# float64 and float32 after checking that the plan names it: (config, layout, plan substrings).
+PLAN_CASES = [
+    (dict(N=2, C=20, m=1, kh=3, kw=3, H=10, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles", "backward_input=flipped_forward(nchw_channel_tiles)",
+                    "backward_weight=nchw_channel_tiles"]),
+    (dict(N=3, C=37, m=1, kh=5, kw=5, H=10, W=9, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles", "backward_input=nchw_channel_tiles",
+                    "backward_weight=nchw_channel_tiles"]),
+    (dict(N=1, C=18, m=2, kh=3, kw=2, H=7, W=12, stride=(2, 3), padding=(1, 2), dilation=(2, 1), bias=False),
+     "contiguous", ["forward=nchw_channel_tiles", "backward_input=nchw_rows", "backward_weight=nchw_channel_tiles"]),
+    (dict(N=1, C=3, m=1, kh=7, kw=7, H=30, W=40, stride=(1, 1), padding=3, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_sweep", "backward_input=flipped_forward(nchw_sweep)",
+                    "backward_weight=nchw_rows"]),
+    (dict(N=1, C=3, m=1, kh=3, kw=3, H=21, W=64, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_sweep", "backward_input=nchw_rows"]),
+    (dict(N=2, C=40, m=1, kh=3, kw=5, H=6, W=40, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_flat", "backward_input=flipped_forward(nchw_flat)"]),
+    (dict(N=1, C=2, m=1, kh=3, kw=1, H=8, W=100, stride=(3, 3), padding=0, dilation=(2, 1), bias=False),
+     "contiguous", ["forward=nchw_rows", "backward_input=nchw_rows", "backward_weight=nchw_rows"]),
+    (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
+    (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
+]
+
+
+def cpu_plan(cfg, layout, dtype=torch.float64):
+    x = in_layout(torch.zeros(cfg["N"], cfg["C"], cfg["H"], cfg["W"], dtype=dtype), layout)
+    w = torch.zeros(cfg["C"] * cfg["m"], 1, cfg["kh"], cfg["kw"], dtype=dtype)
+    pad = cfg["padding"] if isinstance(cfg["padding"], tuple) else (cfg["padding"],) * 2
+    return ops._depthwise_conv2d_cpu_plan(x, w, list(cfg["stride"]), [pad[0], pad[1], pad[0], pad[1]],
+                                          list(cfg["dilation"]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("idx", range(len(PLAN_CASES)))
+def test_every_cpu_plan_path(device, idx, dtype):
+    cfg, layout, names = PLAN_CASES[idx]
+    plan = cpu_plan(cfg, layout, dtype)
+    for name in names:
+        assert name in plan, plan
+    tol = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 2e-2}[dtype]
+    check_config(cfg, device, layout, dtype=dtype, atol=tol * (cfg["H"] * cfg["W"]) ** 0.5, rtol=tol)
+
+
 # --- 3. half types ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
@@ -242,78 +295,72 @@ def test_partial_requires_grad(device, which, layout):
     assert_close_all(gp, expected, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("needs, expected", [
-    ("w", {"weight"}),
-    ("wb", {"weight_bias"}),
-    ("b", {"bias"}),
-    ("xb", {"input", "bias"}),
-    ("xw", {"input_weight"}),
-    ("xwb", {"input_weight"}),
+@pytest.mark.parametrize("needs, mask", [
+    ("w", [False, True, False]),
+    ("wb", [False, True, True]),
+    ("b", [False, False, True]),
+    ("xb", [True, False, True]),
+    ("xw", [True, True, False]),
+    ("xwb", [True, True, True]),
+    ("x", [True, False, False]),
 ])
-def test_backward_runs_only_needed_ops(device, needs, expected):
-    from torch.profiler import ProfilerActivity, profile
+def test_backward_is_one_op_with_the_needed_mask(device, needs, mask):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.calls.append((func, args))
+            return func(*args, **(kwargs or {}))
 
     x = torch.randn(1, 2, 5, 5, device=device, requires_grad="x" in needs)
     w = torch.randn(2, 1, 3, 3, device=device, requires_grad="w" in needs)
     b = torch.randn(2, device=device, requires_grad=True) if "b" in needs else None
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        atrous.depthwise_conv2d(x, w, b, 1, 1, 1).sum().backward()
-    prefix = "atrous::depthwise_conv2d_backward_"
-    ran = {e.name[len(prefix):] for e in prof.events() if e.name.startswith(prefix)}
-    assert ran == expected
+    out = atrous.depthwise_conv2d(x, w, b, 1, 1, 1)
+    with Record() as rec:
+        out.sum().backward()
+    ran = [args for func, args in rec.calls if func is ops.depthwise_conv2d_backward.default]
+    assert len(ran) == 1 and list(ran[0][-1]) == mask
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
-def test_weight_bias_op_matches_separate_ops(device, layout, dtype):
-    # The fused parameter gradients: the weight gradient exactly as its own op computes it, the
-    # bias gradient as the channel sum of grad_output (rows wider than the 64-pixel blocks, channels
-    # past the vector blocks, a depth multiplier, stride and dilation).
-    g = torch.Generator().manual_seed(5)
-    for (n, c, m, h, w, k, s, p, d) in [(2, 5, 1, 9, 11, 3, 1, 1, 1), (3, 21, 2, 13, 70, 5, 2, 2, 1),
-                                        (2, 70, 1, 6, 150, 3, 1, 2, 2)]:
-        x = in_layout(torch.randn(n, c, h, w, generator=g).to(device, dtype), layout)
-        wt = torch.randn(c * m, 1, k, k, generator=g).to(device, dtype)
-        geometry = ([s, s], [p] * 4, [d, d])
-        go = in_layout(torch.randn_like(ops.depthwise_conv2d(x, wt, None, *geometry)), layout)
-        gw, gb = ops.depthwise_conv2d_backward_weight_bias(go, x, list(wt.shape), *geometry)
-        assert torch.equal(gw, ops.depthwise_conv2d_backward_weight(go, x, list(wt.shape), *geometry))
-        assert gb.dtype == dtype and gb.shape == (c * m,)
-        tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 1e-2}[dtype]
-        torch.testing.assert_close(gb.double(), go.double().sum((0, 2, 3)), atol=tol * go.numel() ** 0.5, rtol=tol)
-        # The bias gradient is the bias op's, bit for bit; on the CPU in every layout (one summation
-        # order; on CUDA the bias op is ATen's sum, whose order follows the layout).
-        assert torch.equal(ops.depthwise_conv2d_backward_bias(go), gb)
-        if device == "cpu":
-            for go_layout in ("contiguous", "channels_last"):
-                assert torch.equal(ops.depthwise_conv2d_backward_bias(in_layout(go, go_layout)), gb)
+MASKS = [[a, b_, c] for a in (False, True) for b_ in (False, True) for c in (False, True) if a or b_ or c]
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
-def test_input_weight_op_matches_separate_ops(device, layout, dtype):
-    # All the gradients at once (on the CPU one pass for channels_last with unit stride and m = 1:
-    # 3x3, 5x5 with row pairs, 31x31 with padded rows, dilation, padding other than 'same', images
-    # whose rows straddle the chunks; the other shapes through the separate kernels), bit for bit
-    # what the separate ops give.
+def test_backward_gradients_do_not_depend_on_the_mask(device, layout, dtype):
+    # Each gradient is bit for bit the same whichever others are asked for (on the CPU the fused
+    # passes: channels_last grad_input with the weight gradient for unit stride and m = 1 (3x3,
+    # 5x5 with row pairs, 31x31 with padded rows, dilation, images whose rows straddle the chunks),
+    # the weight gradient with the bias gradient; the other shapes through separate kernels); an
+    # unrequested gradient is an empty tensor; the bias gradient is the channel sum of grad_output.
     g = torch.Generator().manual_seed(7)
     for (n, c, m, h, w, kh, kw, s, p, d) in [(3, 21, 1, 7, 30, 3, 3, 1, 1, 1), (2, 40, 1, 11, 19, 5, 5, 1, 2, 1),
                                              (1, 18, 1, 9, 40, 31, 31, 1, 15, 1), (2, 20, 1, 9, 33, 3, 3, 1, 6, 6),
-                                             (2, 17, 1, 12, 14, 3, 5, 1, (0, 1), 1),
-                                             (2, 6, 1, 9, 10, 3, 3, 2, 1, 1), (1, 5, 2, 8, 9, 3, 3, 1, 1, 1)]:
+                                             (2, 17, 1, 12, 14, 3, 5, 1, (0, 1), 1), (3, 21, 2, 13, 70, 5, 5, 2, 2, 1),
+                                             (2, 6, 1, 9, 10, 3, 3, 2, 1, 1), (1, 5, 2, 8, 9, 3, 3, 1, 1, 1),
+                                             (2, 70, 1, 6, 150, 3, 3, 1, 2, 2), (4, 40, 1, 10, 10, 3, 3, 2, 1, 1)]:
         x = in_layout(torch.randn(n, c, h, w, generator=g).to(device, dtype), layout)
         wt = torch.randn(c * m, 1, kh, kw, generator=g).to(device, dtype)
         pad = [p, p, p, p] if isinstance(p, int) else [p[0], p[1], p[0], p[1]]
         geometry = ([s, s], pad, [d, d])
         go = in_layout(torch.randn_like(ops.depthwise_conv2d(x, wt, None, *geometry)), layout)
-        gi_ref = ops.depthwise_conv2d_backward_input(go, wt, list(x.shape), *geometry)
-        gw_ref = ops.depthwise_conv2d_backward_weight(go, x, list(wt.shape), *geometry)
-        gb_ref = ops.depthwise_conv2d_backward_bias(go)
-        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(go, x, wt, *geometry, True)
-        assert torch.equal(gi, gi_ref) and gi.stride() == gi_ref.stride()
-        assert torch.equal(gw, gw_ref) and torch.equal(gb, gb_ref)
-        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(go, x, wt, *geometry, False)
-        assert torch.equal(gi, gi_ref) and torch.equal(gw, gw_ref) and gb.shape == (0,)
+        full = ops.depthwise_conv2d_backward(go, x, wt, *geometry, [True, True, True])
+        assert full[0].shape == x.shape and full[0].stride() == x.stride()
+        for mask in MASKS:
+            got = ops.depthwise_conv2d_backward(go, x, wt, *geometry, mask)
+            for t, f, wanted in zip(got, full, mask):
+                assert torch.equal(t, f) if wanted else t.shape == (0,)
+        tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 1e-2}[dtype]
+        torch.testing.assert_close(full[2].double(), go.double().sum((0, 2, 3)), atol=tol * go.numel() ** 0.5,
+                                   rtol=tol)
+        if device == "cpu":  # one summation order for the bias in every layout
+            for go_layout in ("contiguous", "channels_last"):
+                got = ops.depthwise_conv2d_backward(in_layout(go, go_layout), x, wt, *geometry, [False, False, True])
+                assert torch.equal(got[2], full[2])
 
 
 def test_bias_grad_same_bits_in_every_layout_with_large_groups(device):
@@ -326,9 +373,9 @@ def test_bias_grad_same_bits_in_every_layout_with_large_groups(device):
     go = torch.randn(1, 1024, 4103, 1, generator=g).to(device)
     sums = []
     for layout in ("contiguous", "channels_last"):
-        sums.append(ops.depthwise_conv2d_backward_bias(in_layout(go, layout)))
-        sums.append(ops.depthwise_conv2d_backward_weight_bias(in_layout(go, layout), in_layout(x, layout),
-                                                              list(wt.shape), [1, 1], [0] * 4, [1, 1])[1])
+        for mask in ([False, False, True], [False, True, True]):
+            sums.append(ops.depthwise_conv2d_backward(in_layout(go, layout), in_layout(x, layout), wt, [1, 1],
+                                                      [0] * 4, [1, 1], mask)[2])
     for s in sums[1:]:
         assert torch.equal(s, sums[0])
     torch.testing.assert_close(sums[0].double(), go.double().sum((0, 2, 3)), atol=1e-3, rtol=1e-5)
@@ -339,9 +386,10 @@ def test_weight_grad_of_batch_is_sum_over_chunks(device):
     x = torch.randn(6, 5, 13, 17, generator=g, dtype=torch.float64).to(device)
     w = torch.randn(10, 1, 5, 3, generator=g, dtype=torch.float64).to(device)
     go = torch.randn(6, 10, 6, 8, generator=g, dtype=torch.float64).to(device)
-    full = ops.depthwise_conv2d_backward_weight(go, x, list(w.shape), [2, 2], [1, 1, 1, 1], [1, 2])
-    chunks = sum(ops.depthwise_conv2d_backward_weight(go[i:i + 2], x[i:i + 2], list(w.shape), [2, 2],
-                                                      [1, 1, 1, 1], [1, 2]) for i in range(0, 6, 2))
+    mask = [False, True, False]
+    full = ops.depthwise_conv2d_backward(go, x, w, [2, 2], [1, 1, 1, 1], [1, 2], mask)[1]
+    chunks = sum(ops.depthwise_conv2d_backward(go[i:i + 2], x[i:i + 2], w, [2, 2], [1, 1, 1, 1], [1, 2], mask)[1]
+                 for i in range(0, 6, 2))
     torch.testing.assert_close(full, chunks, atol=1e-12, rtol=1e-12)
 
 
@@ -357,15 +405,11 @@ def _opcheck_samples(device):
             yield ops.depthwise_conv2d.default, (x, w, b, [1, 2], [1, 0, 2, 1], [1, 1])
             yield ops.depthwise_conv2d.default, (x, w, None, [2, 1], [0, 0, 0, 0], [2, 1])
             go = in_layout(torch.randn(2, 6, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
-            yield ops.depthwise_conv2d_backward_input.default, (go, w, [2, 3, 8, 9], [1, 1], [1, 1, 1, 1], [1, 1])
-            yield ops.depthwise_conv2d_backward_weight.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
-            yield ops.depthwise_conv2d_backward_bias.default, (go,)
-            yield ops.depthwise_conv2d_backward_weight_bias.default, (go, x, [6, 1, 3, 3], [1, 1], [1, 1, 1, 1],
-                                                                      [1, 1])
             x3 = in_layout(torch.randn(2, 6, 8, 9, generator=g).to(device), layout).requires_grad_(rg)
-            for bias in (True, False):
-                yield ops.depthwise_conv2d_backward_input_weight.default, (go, x3, w, [1, 1], [1, 1, 1, 1], [1, 1],
-                                                                           bias)
+            for mask in MASKS:
+                yield ops.depthwise_conv2d_backward.default, (go, x3, w, [1, 1], [1, 1, 1, 1], [1, 1], mask)
+            go2 = in_layout(torch.randn(2, 6, 4, 9, generator=g).to(device), layout).requires_grad_(rg)
+            yield ops.depthwise_conv2d_backward.default, (go2, x3, w, [2, 1], [1, 1, 1, 1], [1, 1], [True] * 3)
 
 
 def test_opcheck(device):
@@ -523,8 +567,11 @@ def test_direct_op_calls_are_checked(device):
     with pytest.raises(RuntimeError, match=r"padding must have 4 elements"):
         ops.depthwise_conv2d(x, torch.randn(4, 1, 3, 3, device=device), None, [1, 1], [0, 0], [1, 1])
     with pytest.raises(RuntimeError, match=r"grad_output must have shape \(2, 4, 8, 8\)"):
-        ops.depthwise_conv2d_backward_input(torch.randn(2, 4, 7, 8, device=device), torch.randn(4, 1, 3, 3, device=device),
-                                            [2, 4, 8, 8], [1, 1], [1] * 4, [1, 1])
+        ops.depthwise_conv2d_backward(torch.randn(2, 4, 7, 8, device=device), x, torch.randn(4, 1, 3, 3, device=device),
+                                      [1, 1], [1] * 4, [1, 1], [True, False, False])
+    with pytest.raises(RuntimeError, match=r"grad_output must have shape \(2, 4, 8, 8\)"):
+        ops.depthwise_conv2d_backward(torch.randn(2, 4, 7, 8, device=device), x, torch.randn(4, 1, 3, 3, device=device),
+                                      [1, 1], [1] * 4, [1, 1], [False, False, False])
 
 
 # --- 19-20. determinism ------------------------------------------------------------------------

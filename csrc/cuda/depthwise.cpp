@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <array>
 #include <tuple>
 
 #include "../common/depthwise_host.h"
@@ -114,38 +115,37 @@ at::Tensor depthwise_conv2d_backward_bias_cuda(const at::Tensor& grad_output) {
   return grad_output.sum({0, 2, 3}, /*keepdim=*/false, acc).to(grad_output.scalar_type());
 }
 
-// The weight and bias gradients: the two kernels above, one after the other (on the GPU the bias
-// sum is a separate reduction).
-std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_backward_weight_bias_cuda(
-    const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
-  at::Tensor grad_weight = depthwise_conv2d_backward_weight_cuda(grad_output, input, weight_size,
-                                                                 stride, padding, dilation);
-  return {grad_weight, depthwise_conv2d_backward_bias_cuda(grad_output)};
-}
-
-// All the gradients: the kernels above, one after the other.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_input_weight_cuda(
+// The gradients output_mask asks for (an empty tensor for each other one): the kernels above, one
+// after the other (on the GPU the bias sum is a separate reduction).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool bias) {
-  at::Tensor grad_input = depthwise_conv2d_backward_input_cuda(grad_output, weight, input.sizes(),
-                                                               stride, padding, dilation);
-  at::Tensor grad_weight = depthwise_conv2d_backward_weight_cuda(grad_output, input, weight.sizes(),
-                                                                 stride, padding, dilation);
-  at::Tensor grad_bias = bias ? depthwise_conv2d_backward_bias_cuda(grad_output)
-                              : at::empty({0}, input.options());
-  return {grad_input, grad_weight, grad_bias};
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    std::array<bool, 3> mask) {
+  check_cuda(input, "input");
+  check_float_dtype(input, "input");
+  check_same_device_dtype(input, "input", weight, "weight");
+  // Outputs must not alias: a fresh empty tensor for each gradient not asked for.
+  auto none = [&] { return at::empty({0}, input.options()); };
+  // Shapes and geometry checked before any kernel runs, whatever the mask.
+  const DepthwiseParams p = make_depthwise_params(input.sizes(), weight.sizes(), stride, padding,
+                                                  dilation);
+  check_grad_output_shape(p, grad_output);
+  check_same_device_dtype(input, "input", grad_output, "grad_output");
+  at::Tensor gi = mask[0] ? depthwise_conv2d_backward_input_cuda(grad_output, weight, input.sizes(),
+                                                                 stride, padding, dilation)
+                          : none();
+  at::Tensor gw = mask[1] ? depthwise_conv2d_backward_weight_cuda(grad_output, input, weight.sizes(),
+                                                                  stride, padding, dilation)
+                          : none();
+  at::Tensor gb = mask[2] ? depthwise_conv2d_backward_bias_cuda(grad_output) : none();
+  return {gi, gw, gb};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(atrous, CUDA, m) {
   m.impl("depthwise_conv2d", &depthwise_conv2d_cuda);
-  m.impl("depthwise_conv2d_backward_bias", &depthwise_conv2d_backward_bias_cuda);
-  m.impl("depthwise_conv2d_backward_input", &depthwise_conv2d_backward_input_cuda);
-  m.impl("depthwise_conv2d_backward_weight", &depthwise_conv2d_backward_weight_cuda);
-  m.impl("depthwise_conv2d_backward_weight_bias", &depthwise_conv2d_backward_weight_bias_cuda);
-  m.impl("depthwise_conv2d_backward_input_weight", &depthwise_conv2d_backward_input_weight_cuda);
+  m.impl("depthwise_conv2d_backward", &depthwise_conv2d_backward_cuda);
 }
 
 }  // namespace atrous

@@ -52,32 +52,24 @@ def _depthwise_conv2d_fake(input, weight, bias, stride, padding, dilation):
     return input.new_empty(shape).contiguous(memory_format=output_memory_format(input))
 
 
-@torch.library.register_fake("atrous::depthwise_conv2d_backward_input")
-def _depthwise_backward_input_fake(grad_output, weight, input_size, stride, padding, dilation):
-    shape = _depthwise_out_shape(input_size, weight.shape, stride, padding, dilation)
+@torch.library.register_fake("atrous::depthwise_conv2d_backward")
+def _depthwise_backward_fake(grad_output, input, weight, stride, padding, dilation, output_mask):
+    torch._check(input.dim() == 4 and weight.dim() == 4, lambda: "input and weight must be 4-D")
+    shape = _depthwise_out_shape(input.shape, weight.shape, stride, padding, dilation)
     torch._check(tuple(grad_output.shape) == shape, lambda: f"grad_output must have shape {shape}")
-    return grad_output.new_empty(input_size).contiguous(
-        memory_format=output_memory_format(grad_output))
+    gi = (grad_output.new_empty(input.shape).contiguous(memory_format=output_memory_format(grad_output))
+          if output_mask[0] else input.new_empty((0,)))
+    gw = input.new_empty(weight.shape if output_mask[1] else (0,))
+    gb = input.new_empty((weight.shape[0],) if output_mask[2] else (0,))
+    return gi, gw, gb
 
 
-@torch.library.register_fake("atrous::depthwise_conv2d_backward_weight")
-def _depthwise_backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation):
-    shape = _depthwise_out_shape(input.shape, weight_size, stride, padding, dilation)
-    torch._check(tuple(grad_output.shape) == shape, lambda: f"grad_output must have shape {shape}")
-    return input.new_empty(weight_size)
-
-
-@torch.library.register_fake("atrous::depthwise_conv2d_backward_weight_bias")
-def _depthwise_backward_weight_bias_fake(grad_output, input, weight_size, stride, padding, dilation):
-    return (_depthwise_backward_weight_fake(grad_output, input, weight_size, stride, padding, dilation),
-            input.new_empty((weight_size[0],)))
-
-
-@torch.library.register_fake("atrous::depthwise_conv2d_backward_input_weight")
-def _depthwise_backward_input_weight_fake(grad_output, input, weight, stride, padding, dilation, bias):
-    gi = _depthwise_backward_input_fake(grad_output, weight, list(input.shape), stride, padding, dilation)
-    gw = _depthwise_backward_weight_fake(grad_output, input, list(weight.shape), stride, padding, dilation)
-    return gi, gw, input.new_empty((weight.shape[0] if bias else 0,))
+def depthwise_backward(grad, input, weight, stride, padding, dilation, mask):
+    """(grad_input, grad_weight, grad_bias), None for each gradient `mask` does not ask for."""
+    if not any(mask):
+        return None, None, None
+    out = ops.depthwise_conv2d_backward(grad, input, weight, stride, padding, dilation, list(mask))
+    return tuple(t if m else None for t, m in zip(out, mask))
 
 
 # --- autograd: forward ---------------------------------------------------------------------------
@@ -91,149 +83,52 @@ def _dw_setup(ctx, inputs, output):
 
 def _dw_backward(ctx, grad):
     input, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    gi = gw = gb = None
-    need_bias = ctx.has_bias and ctx.needs_input_grad[2]
-    if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # all in one pass over grad
-        gi, gw, gb = ops.depthwise_conv2d_backward_input_weight(grad, input, weight, stride, padding, dilation,
-                                                                need_bias)
-        return gi, gw, gb if need_bias else None, None, None, None
-    if ctx.needs_input_grad[0]:
-        gi = ops.depthwise_conv2d_backward_input(grad, weight, list(input.shape), stride, padding, dilation)
-    if ctx.needs_input_grad[1] and need_bias:  # one pass over grad for both
-        gw, gb = ops.depthwise_conv2d_backward_weight_bias(grad, input, list(weight.shape), stride, padding,
-                                                           dilation)
-    elif ctx.needs_input_grad[1]:
-        gw = ops.depthwise_conv2d_backward_weight(grad, input, list(weight.shape), stride, padding, dilation)
-    elif need_bias:
-        gb = ops.depthwise_conv2d_backward_bias(grad)
+    mask = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+    gi, gw, gb = depthwise_backward(grad, input, weight, *ctx.geometry, mask)
     return gi, gw, gb, None, None, None
 
 
 torch.library.register_autograd("atrous::depthwise_conv2d", _dw_backward, setup_context=_dw_setup)
 
 
-@torch.library.register_fake("atrous::depthwise_conv2d_backward_bias")
-def _depthwise_backward_bias_fake(grad_output):
-    torch._check(grad_output.dim() == 4, lambda: "grad_output must be 4-D")
-    return grad_output.new_empty((grad_output.shape[1],))
+# --- autograd: the backward op (for double backward) --------------------------------------------
+# Each gradient is linear in grad_output and in its other operand:
+#   grad_input  = convT(grad_output, weight): adjoints conv(ggi, weight) for grad_output and the
+#                 weight gradient of (grad_output, ggi) for weight;
+#   grad_weight = BW(grad_output, input): adjoints conv(input, ggw) for grad_output and grad_input
+#                 of (grad_output, ggw) for input;
+#   grad_bias   = sum of grad_output: its adjoint broadcasts ggb.
 
-
-# --- autograd: the backward ops (for double backward) -------------------------------------------
-# grad_input = convT(grad_output, weight) is linear in both: its adjoints are the forward
-# convolution (for grad_output) and the weight gradient with the incoming gradient as the input.
-
-def _dwbi_setup(ctx, inputs, output):
-    grad_output, weight, input_size, stride, padding, dilation = inputs
+def _dwb_setup(ctx, inputs, output):
+    grad_output, input, weight, stride, padding, dilation, mask = inputs
     ctx.geometry = (stride, padding, dilation)
-    ctx.save_for_backward(grad_output, weight)
-
-
-def _dwbi_backward(ctx, ggi):
-    grad_output, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    d_go = d_w = None
-    if ctx.needs_input_grad[0]:
-        d_go = ops.depthwise_conv2d(ggi, weight, None, stride, padding, dilation)
-    if ctx.needs_input_grad[1]:
-        d_w = ops.depthwise_conv2d_backward_weight(grad_output, ggi, list(weight.shape), stride, padding, dilation)
-    return d_go, d_w, None, None, None, None
-
-
-torch.library.register_autograd(
-    "atrous::depthwise_conv2d_backward_input", _dwbi_backward, setup_context=_dwbi_setup)
-
-
-# grad_weight = BW(grad_output, input) is the adjoint of weight -> conv(input, weight).
-
-def _dwbw_setup(ctx, inputs, output):
-    grad_output, input, weight_size, stride, padding, dilation = inputs
-    ctx.geometry = (stride, padding, dilation)
-    ctx.save_for_backward(grad_output, input)
-
-
-def _dwbw_backward(ctx, ggw):
-    grad_output, input = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    d_go = d_x = None
-    if ctx.needs_input_grad[0]:
-        d_go = ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation)
-    if ctx.needs_input_grad[1]:
-        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
-    return d_go, d_x, None, None, None, None
-
-
-torch.library.register_autograd(
-    "atrous::depthwise_conv2d_backward_weight", _dwbw_backward, setup_context=_dwbw_setup)
-
-
-# (grad_weight, grad_bias): the two adjoints above, summed for grad_output.
-
-def _dwbwb_backward(ctx, ggw, ggb):
-    grad_output, input = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    d_go = d_x = None
-    if ctx.needs_input_grad[0]:
-        if ggw is not None:
-            d_go = ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation)
-        if ggb is not None:
-            spread = ggb.reshape(1, -1, 1, 1).expand(grad_output.shape)
-            d_go = spread if d_go is None else d_go + spread
-    if ctx.needs_input_grad[1] and ggw is not None:
-        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
-    return d_go, d_x, None, None, None, None
-
-
-torch.library.register_autograd(
-    "atrous::depthwise_conv2d_backward_weight_bias", _dwbwb_backward, setup_context=_dwbw_setup)
-
-
-# (grad_input, grad_weight, grad_bias): the adjoints above, summed for grad_output.
-
-def _dwbiw_setup(ctx, inputs, output):
-    grad_output, input, weight, stride, padding, dilation, bias = inputs
-    ctx.geometry = (stride, padding, dilation)
-    ctx.bias = bias
+    ctx.mask = list(mask)
     ctx.save_for_backward(grad_output, input, weight)
 
 
-def _dwbiw_backward(ctx, ggi, ggw, ggb):
+def _dwb_backward(ctx, ggi, ggw, ggb):
     grad_output, input, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
+    geometry = ctx.geometry
+    ggi, ggw, ggb = (g if m else None for g, m in zip((ggi, ggw, ggb), ctx.mask))
     d_go = d_x = d_w = None
     if ctx.needs_input_grad[0]:
         terms = []
         if ggi is not None:
-            terms.append(ops.depthwise_conv2d(ggi, weight, None, stride, padding, dilation))
+            terms.append(ops.depthwise_conv2d(ggi, weight, None, *geometry))
         if ggw is not None:
-            terms.append(ops.depthwise_conv2d(input, ggw, None, stride, padding, dilation))
-        if ctx.bias and ggb is not None:
+            terms.append(ops.depthwise_conv2d(input, ggw, None, *geometry))
+        if ggb is not None:
             terms.append(ggb.reshape(1, -1, 1, 1).expand(grad_output.shape))
         for t in terms:
             d_go = t if d_go is None else d_go + t
     if ctx.needs_input_grad[1] and ggw is not None:
-        d_x = ops.depthwise_conv2d_backward_input(grad_output, ggw, list(input.shape), stride, padding, dilation)
+        d_x = depthwise_backward(grad_output, input, ggw, *geometry, (True, False, False))[0]
     if ctx.needs_input_grad[2] and ggi is not None:
-        d_w = ops.depthwise_conv2d_backward_weight(grad_output, ggi, list(weight.shape), stride, padding, dilation)
+        d_w = depthwise_backward(grad_output, ggi, weight, *geometry, (False, True, False))[1]
     return d_go, d_x, d_w, None, None, None, None
 
 
-torch.library.register_autograd(
-    "atrous::depthwise_conv2d_backward_input_weight", _dwbiw_backward, setup_context=_dwbiw_setup)
-
-
-# grad_bias = sum over (n, h, w) of grad_output: its adjoint broadcasts.
-
-def _dwbb_setup(ctx, inputs, output):
-    ctx.shape = inputs[0].shape
-
-
-def _dwbb_backward(ctx, ggb):
-    return ggb.reshape(1, -1, 1, 1).expand(ctx.shape)
-
-
-torch.library.register_autograd(
-    "atrous::depthwise_conv2d_backward_bias", _dwbb_backward, setup_context=_dwbb_setup)
+torch.library.register_autograd("atrous::depthwise_conv2d_backward", _dwb_backward, setup_context=_dwb_setup)
 
 
 # --- max_unpool2d --------------------------------------------------------------------------------

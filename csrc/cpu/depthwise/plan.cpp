@@ -1,0 +1,177 @@
+// Every path choice and threshold of the CPU depthwise kernels.
+#include "plan.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace atrous {
+namespace cpu {
+
+namespace {
+// Enough parallel tasks for load balance over any thread count, still a function of the shape
+// only (the weight gradient's partition, and so its summation order, follows the plan).
+constexpr int64_t kWantTasks = 64;
+// A channel tile's bytes: the padded input rows of a band, L channels each, stay in L1/L2.
+constexpr int64_t kTileBytes = 48 * 1024;
+// NCHW rows up to this many outputs go across channels instead of along the row.
+constexpr int64_t kTileMaxOutW = 24;
+// Listed taps per input row of the channel-tile grad_input (a stack array).
+constexpr int64_t kTileMaxKernelH = 64;
+
+int64_t lanes_of(int64_t element_size) { return 64 / (element_size == 8 ? 8 : 4); }
+int64_t acc_size(int64_t element_size) { return element_size == 8 ? 8 : 4; }
+
+int64_t tile_rows_for(const DepthwiseParams& p, int64_t out_rows) {
+  return (out_rows - 1) * p.stride_h + (p.kernel_h - 1) * p.dil_h + 1;
+}
+
+bool channel_tiles_fit(const DepthwiseParams& p) {
+  return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW;
+}
+
+// Bands of `rows` rows for blocks x batch units: as few as keep the tile within kTileBytes and
+// give kWantTasks tasks.
+void set_bands(ChannelTilePlan* t, const DepthwiseParams& p, int64_t rows, int64_t bytes_per_row,
+               int64_t fixed_rows) {
+  const int64_t units = std::max<int64_t>(1, p.batch * t->blocks);
+  int64_t per = std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, bytes_per_row) - fixed_rows);
+  per = std::min(per, rows);
+  if (units < kWantTasks) per = std::min(per, std::max<int64_t>(1, rows * units / kWantTasks));
+  t->rows_per_band = per;
+  t->bands = ceil_div(rows, per);
+}
+
+ChannelTilePlan output_bands(const DepthwiseParams& p, int64_t element_size) {
+  ChannelTilePlan t;
+  const int64_t L = lanes_of(element_size);
+  t.blocks = ceil_div(p.out_channels, L);
+  t.tile_cols = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dil_w + 1;
+  set_bands(&t, p, p.out_h, t.tile_cols * L * acc_size(element_size) * p.stride_h,
+            ((p.kernel_h - 1) * p.dil_h + 1) / p.stride_h);
+  t.tile_rows = tile_rows_for(p, t.rows_per_band);
+  return t;
+}
+
+ChannelTilePlan input_bands(const DepthwiseParams& p, int64_t element_size) {
+  ChannelTilePlan t;
+  const int64_t L = lanes_of(element_size);
+  t.blocks = ceil_div(p.out_channels, L);
+  t.tile_cols = p.out_w;
+  set_bands(&t, p, p.in_h, p.out_w * L * acc_size(element_size), (p.kernel_h - 1) * p.dil_h + 1);
+  // The grad_output rows a band of input rows reads, at most.
+  for (int64_t b = 0; b < t.bands; ++b) {
+    const int64_t ih0 = b * t.rows_per_band, ih1 = std::min(p.in_h, ih0 + t.rows_per_band);
+    const int64_t lo = std::max<int64_t>(
+        0, ceil_div(std::max<int64_t>(0, ih0 + p.pad_h - (p.kernel_h - 1) * p.dil_h), p.stride_h));
+    const int64_t hi = std::min(p.out_h, floor_div(ih1 - 1 + p.pad_h, p.stride_h) + 1);
+    t.tile_rows = std::max(t.tile_rows, hi - lo);
+  }
+  return t;
+}
+}  // namespace
+
+DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
+  DwForwardPlan plan;
+  if (p.layout == Layout::kNHWC) {
+    plan.path = DwForward::kNhwc;
+    return plan;
+  }
+  if (channel_tiles_fit(p)) {
+    plan.path = DwForward::kNchwChannelTiles;
+    plan.tiles = output_bands(p, element_size);
+    return plan;
+  }
+  const int64_t L = lanes_of(element_size);
+  // Sweeps down column vectors for square kernels of 3, 5 or 7 with unit stride, or stride 2
+  // without dilation along H, unless rounding the rows up to whole vectors wastes over a third.
+  const bool sweep = p.kernel_h == p.kernel_w &&
+                     (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) &&
+                     ((p.stride_h == 1 && p.stride_w == 1) ||
+                      (p.stride_h == 2 && p.stride_w == 2 && p.dil_h == 1)) &&
+                     2 * ceil_div(p.out_w, L) * L <= 3 * p.out_w;
+  // Whole planes as one flat row when rows are narrow (per-row costs dominate), or when the padded
+  // pitch computes at most 3/4 of the lanes a row-by-row pass would (33-wide rows round up to 64
+  // lanes). Wider rows keep the row pairs, which share each load between two output rows.
+  const int64_t block = p.out_w > 2 * L ? 4 * L : (p.out_w > L ? 2 * L : L);
+  const int64_t n_round = ceil_div(p.out_w, block) * block;
+  const int64_t pitch = p.out_w + (p.kernel_w - 1) * p.dil_w;
+  const int64_t planes = p.batch * p.out_channels;
+  if (sweep) {
+    plan.path = DwForward::kNchwSweep;
+  } else if (p.stride_h == 1 && p.stride_w == 1 && planes >= kWantTasks &&
+             (p.out_w <= 32 || 4 * pitch <= 3 * n_round)) {
+    plan.path = DwForward::kNchwFlat;
+  } else {
+    plan.path = DwForward::kNchwRows;
+  }
+  return plan;
+}
+
+DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t element_size) {
+  DwBackwardInputPlan plan;
+  if (flipped_forward_params(p, &plan.flipped)) {
+    plan.path = DwBackwardInput::kFlippedForward;
+    plan.forward = plan_forward(plan.flipped, element_size);
+  } else if (p.layout == Layout::kNHWC) {
+    plan.path = DwBackwardInput::kNhwc;
+  } else if (channel_tiles_fit(p) && p.mult == 1 && p.kernel_h <= kTileMaxKernelH) {
+    plan.path = DwBackwardInput::kNchwChannelTiles;
+    plan.tiles = input_bands(p, element_size);
+  } else {
+    plan.path = DwBackwardInput::kNchwRows;
+  }
+  return plan;
+}
+
+DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size) {
+  DwBackwardWeightPlan plan;
+  DepthwiseParams flipped;
+  if (p.layout == Layout::kNHWC) {
+    plan.path = DwBackwardWeight::kNhwc;
+    plan.fuse_with_input = flipped_forward_params(p, &flipped);
+  } else if (channel_tiles_fit(p)) {
+    plan.path = DwBackwardWeight::kNchwChannelTiles;
+    plan.tiles = output_bands(p, element_size);
+  } else {
+    plan.path = DwBackwardWeight::kNchwRows;
+  }
+  return plan;
+}
+
+namespace {
+const char* name_of(DwForward f) {
+  switch (f) {
+    case DwForward::kNchwChannelTiles: return "nchw_channel_tiles";
+    case DwForward::kNchwSweep: return "nchw_sweep";
+    case DwForward::kNchwFlat: return "nchw_flat";
+    case DwForward::kNchwRows: return "nchw_rows";
+    case DwForward::kNhwc: return "nhwc";
+  }
+  return "?";
+}
+}  // namespace
+
+std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
+  std::string s = std::string("forward=") + name_of(plan_forward(p, element_size).path);
+  const DwBackwardInputPlan bi = plan_backward_input(p, element_size);
+  s += " backward_input=";
+  switch (bi.path) {
+    case DwBackwardInput::kFlippedForward:
+      s += std::string("flipped_forward(") + name_of(bi.forward.path) + ")";
+      break;
+    case DwBackwardInput::kNchwChannelTiles: s += "nchw_channel_tiles"; break;
+    case DwBackwardInput::kNchwRows: s += "nchw_rows"; break;
+    case DwBackwardInput::kNhwc: s += "nhwc"; break;
+  }
+  const DwBackwardWeightPlan bw = plan_backward_weight(p, element_size);
+  s += " backward_weight=";
+  switch (bw.path) {
+    case DwBackwardWeight::kNchwChannelTiles: s += "nchw_channel_tiles"; break;
+    case DwBackwardWeight::kNchwRows: s += "nchw_rows"; break;
+    case DwBackwardWeight::kNhwc: s += bw.fuse_with_input ? "nhwc+input" : "nhwc"; break;
+  }
+  return s;
+}
+
+}  // namespace cpu
+}  // namespace atrous

@@ -1,0 +1,74 @@
+// Which CPU kernel serves a depthwise convolution, decided here and nowhere else, for each
+// direction, with the blocking of the kernels that need one. The plan's name is what
+// `torch.ops.atrous._depthwise_conv2d_cpu_plan` reports, so tests can check each path ran.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../../common/depthwise_params.h"
+
+namespace atrous {
+namespace cpu {
+
+enum class DwForward {
+  kNchwChannelTiles,  // NCHW small planes: L channels in the lanes (nchw_channel_tiles.cpp)
+  kNchwSweep,         // NCHW square 3/5/7 kernels, stride 1 or 2: column vectors swept down
+  kNchwFlat,          // NCHW unit stride: the padded plane as one long row
+  kNchwRows,          // NCHW any geometry: prepared rows, vectors along output rows
+  kNhwc,              // channels_last: vectors across channels
+};
+
+enum class DwBackwardInput {
+  kFlippedForward,    // unit stride, m = 1: the forward (its own plan) with the flipped kernel
+  kNchwChannelTiles,  // NCHW small planes, m = 1: L channels in the lanes, listed taps
+  kNchwRows,          // NCHW: prepared grad_output rows, vectors along input rows
+  kNhwc,              // channels_last: vectors across channels
+};
+
+enum class DwBackwardWeight {
+  kNchwChannelTiles,  // NCHW small planes: per-task sums in lanes of channels, reduced in order
+  kNchwRows,          // NCHW: vectors along rows, per-plane sums reduced in order
+  kNhwc,              // channels_last: vectors across channels, row chunks reduced in order
+};
+
+// Blocks of L channels (L: lanes of the accumulation type) by bands of rows.
+struct ChannelTilePlan {
+  int64_t blocks = 0;         // ceil(out_channels / L)
+  int64_t bands = 1;          // bands of rows per image and block
+  int64_t rows_per_band = 0;  // output rows (forward, weight) or input rows (grad_input)
+  int64_t tile_rows = 0;      // rows a band's tile holds
+  int64_t tile_cols = 0;      // columns of the padded input tile
+};
+
+struct DwForwardPlan {
+  DwForward path = DwForward::kNchwRows;
+  ChannelTilePlan tiles;
+};
+
+struct DwBackwardInputPlan {
+  DwBackwardInput path = DwBackwardInput::kNchwRows;
+  DepthwiseParams flipped;  // kFlippedForward: the forward's params ...
+  DwForwardPlan forward;    // ... and its plan
+  ChannelTilePlan tiles;
+};
+
+struct DwBackwardWeightPlan {
+  DwBackwardWeight path = DwBackwardWeight::kNchwRows;
+  ChannelTilePlan tiles;
+  // channels_last with grad_input by the flipped forward: both in one pass over grad_output when
+  // both are asked for.
+  bool fuse_with_input = false;
+};
+
+// element_size: of the tensors' scalar type (8 for double; the others compute in float).
+DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size);
+DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t element_size);
+DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size);
+
+// "forward=<path> backward_input=<path> backward_weight=<path>" (a flipped forward's path in
+// parentheses; "+input" where the weight gradient runs with grad_input).
+std::string plan_name(const DepthwiseParams& p, int64_t element_size);
+
+}  // namespace cpu
+}  // namespace atrous
