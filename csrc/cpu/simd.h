@@ -229,6 +229,44 @@ template <typename V, int W>
 inline V odd_lanes(V a, V b) {
   return detail::every_other_lane<1>(a, b, std::make_integer_sequence<int, W>{});
 }
+// Transposes the W x W matrix whose rows are the W-lane vectors v: afterwards lane j of v[i] is
+// what lane i of v[j] was. log2(W) rounds of perfect shuffles (each two-source permute one
+// instruction on AVX-512).
+namespace detail {
+template <int W, typename V, int... I>
+inline V interleave_half(V a, V b, std::integer_sequence<int, I...>, std::integral_constant<int, 0>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? W + I / 2 : I / 2)...);
+}
+template <int W, typename V, int... I>
+inline V interleave_half(V a, V b, std::integer_sequence<int, I...>, std::integral_constant<int, 1>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? W + W / 2 + I / 2 : W / 2 + I / 2)...);
+}
+}  // namespace detail
+
+template <int W, typename V>
+inline void transpose_square(V (&v)[W]) {
+  static_assert((W & (W - 1)) == 0, "W must be a power of two");
+  for (int step = 1; step < W; step *= 2) {
+    V o[W];
+    for (int i = 0; i < W / 2; ++i) {
+      o[2 * i] = detail::interleave_half<W>(v[i], v[i + W / 2], std::make_integer_sequence<int, W>{},
+                                            std::integral_constant<int, 0>{});
+      o[2 * i + 1] = detail::interleave_half<W>(v[i], v[i + W / 2], std::make_integer_sequence<int, W>{},
+                                                std::integral_constant<int, 1>{});
+    }
+    for (int i = 0; i < W; ++i) v[i] = o[i];
+  }
+}
+#else
+template <int W, typename V>
+inline void transpose_square(V (&v)[W]) {
+  for (int i = 0; i < W; ++i)
+    for (int j = i + 1; j < W; ++j) {
+      const auto t = v[i][j];
+      v[i][j] = v[j][i];
+      v[j][i] = t;
+    }
+}
 #endif
 
 }  // namespace atrous

@@ -17,21 +17,71 @@ namespace atrous {
 namespace cpu {
 namespace {
 
+// L lanes' runs of `count` (<= L) consecutive values, lane j's at src[j] (lanes past `lanes`
+// zero), as `count` vectors: vector q holds value q of every lane. One transpose in registers.
+template <typename scalar_t, typename V, int L>
+inline void gather_lanes(V (&v)[L], const scalar_t* const* src, int64_t lanes, int64_t count) {
+  using C = Cast<scalar_t>;
+  for (int64_t j = 0; j < L; ++j)
+    v[j] = j >= lanes ? V{} : count == L ? C::load(src[j]) : C::load_first(src[j], count);
+  transpose_square<L>(v);
+}
+
+// The inverse: `count` vectors of L lanes into lane j's run at dst[j], for j < lanes.
+template <typename scalar_t, typename V, int L>
+inline void scatter_lanes(V (&v)[L], scalar_t* const* dst, int64_t lanes, int64_t count) {
+  using C = Cast<scalar_t>;
+  transpose_square<L>(v);
+  for (int64_t j = 0; j < lanes; ++j) {
+    if (count == L) {
+      C::store(dst[j], v[j]);
+    } else {
+      C::store_first(dst[j], v[j], count);
+    }
+  }
+}
+
 template <typename scalar_t>
 struct ChannelTileTask {
   using acc_t = acc_type_t<scalar_t>;
-  static constexpr int L = Simd<acc_t>::kLanes;
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  static constexpr int L = S::kLanes;
   const DepthwiseParams& p;
   const ChannelTilePlan& plan;
-  TileGeometry<acc_t> g;
+  const int64_t cols;  // of the input tile
+  const TileTaps taps;
 
-  ChannelTileTask(const DepthwiseParams& p_, const ChannelTilePlan& plan_) : p(p_), plan(plan_) {
-    g.cols = plan.tile_cols;
-    g.kernel_h = p.kernel_h;
-    g.kernel_w = p.kernel_w;
-    g.stride_w = p.stride_w;
-    g.dil_h = p.dil_h;
-    g.dil_w = p.dil_w;
+  ChannelTileTask(const DepthwiseParams& p_, const ChannelTilePlan& plan_)
+      : p(p_), plan(plan_), cols(plan_.tile_cols),
+        taps(p_.kernel_h, p_.kernel_w, p_.dil_h, p_.dil_w, plan_.tile_cols, L) {}
+
+  // The window starts of output rows [oh0, oh1) in the tile fill_input made for them.
+  void output_starts(std::vector<int64_t>& starts, int64_t oh0, int64_t oh1) const {
+    window_starts(starts, oh1 - oh0, p.out_w, p.stride_h, p.stride_w, cols, L);
+  }
+
+  // The same pixels split into full windows and edges (their outputs at index (oh - oh0) * out_w + ow).
+  void band_pixels(BandPixels& px, int64_t oh0, int64_t oh1) const {
+    px.full_start.clear();
+    px.full_index.clear();
+    px.edge.clear();
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      int64_t kh_lo, kh_hi;
+      axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+      for (int64_t ow = 0; ow < p.out_w; ++ow) {
+        int64_t kw_lo, kw_hi;
+        axis_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
+        const int64_t start = ((oh - oh0) * p.stride_h * cols + ow * p.stride_w) * L;
+        const int64_t index = (oh - oh0) * p.out_w + ow;
+        if (kh_hi - kh_lo == p.kernel_h && kw_hi - kw_lo == p.kernel_w) {
+          px.full_start.push_back(start);
+          px.full_index.push_back(index);
+        } else {
+          px.edge.push_back({start, index, kh_lo, kh_hi, kw_lo, kw_hi});
+        }
+      }
+    }
   }
 
   int64_t tasks() const { return p.batch * plan.blocks * plan.bands; }
@@ -47,46 +97,67 @@ struct ChannelTileTask {
 
   // The padded input rows [oh0 * sH, (oh1 - 1) * sH + (kH - 1) * dH] of the lanes' input planes
   // into tile (channel co0 + j in lane j reads input channel (co0 + j) / m; lanes past `lanes`
-  // zero).
+  // zero): the rows inside the input are consecutive in each plane, taken L values at a time.
   void fill_input(acc_t* tile, const scalar_t* in, int64_t n, int64_t co0, int64_t lanes, int64_t oh0,
                   int64_t oh1) const {
     const int64_t r0 = oh0 * p.stride_h, rows = (oh1 - 1 - oh0) * p.stride_h + (p.kernel_h - 1) * p.dil_h + 1;
-    std::memset(tile, 0, sizeof(acc_t) * rows * g.cols * L);
-    const int64_t iw_hi = std::min(p.in_w, g.cols - p.pad_w);
-    for (int64_t j = 0; j < lanes; ++j) {
-      const scalar_t* x = in + (n * p.channels + (co0 + j) / p.mult) * p.in_h * p.in_w;
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t ih = r0 + r - p.pad_h;
-        if (ih < 0 || ih >= p.in_h) continue;
-        const scalar_t* src = x + ih * p.in_w;
-        acc_t* dst = tile + (r * g.cols + p.pad_w) * L + j;
-        for (int64_t iw = 0; iw < iw_hi; ++iw) dst[iw * L] = static_cast<acc_t>(src[iw]);
+    std::memset(tile, 0, sizeof(acc_t) * rows * cols * L);
+    const int64_t ih_a = std::max<int64_t>(0, r0 - p.pad_h), ih_b = std::min(p.in_h, r0 + rows - p.pad_h);
+    if (ih_a >= ih_b) return;
+    const int64_t iw_hi = std::min(p.in_w, cols - p.pad_w);
+    const scalar_t* src[L];
+    for (int64_t j = 0; j < lanes; ++j)
+      src[j] = in + ((n * p.channels + (co0 + j) / p.mult) * p.in_h + ih_a) * p.in_w;
+    const int64_t total = (ih_b - ih_a) * p.in_w;
+    int64_t ih = ih_a, iw = 0;
+    V v[L];
+    for (int64_t e = 0; e < total; e += L) {
+      const int64_t count = std::min<int64_t>(L, total - e);
+      gather_lanes<scalar_t, V, L>(v, src, lanes, count);
+      for (int64_t j = 0; j < lanes; ++j) src[j] += count;
+      for (int64_t q = 0; q < count; ++q) {
+        if (iw < iw_hi) S::store(tile + ((ih + p.pad_h - r0) * cols + iw + p.pad_w) * L, v[q]);
+        if (++iw == p.in_w) {
+          iw = 0;
+          ++ih;
+        }
       }
     }
   }
 
-  // rows x out_w pixels of grad_output (or any NCHW tensor of the output's shape) into a dense
+  // Output rows [oh0, oh1) of grad_output (or any NCHW tensor of the output's shape) into a dense
   // tile: pixel (r, ow) at (r * out_w + ow) * L.
   void fill_output_shaped(acc_t* tile, const scalar_t* go, int64_t n, int64_t co0, int64_t lanes, int64_t oh0,
                           int64_t oh1) const {
-    const int64_t cols = p.out_w;
-    if (lanes < L) std::memset(tile, 0, sizeof(acc_t) * (oh1 - oh0) * cols * L);
-    for (int64_t j = 0; j < lanes; ++j) {
-      const scalar_t* src = go + ((n * p.out_channels + co0 + j) * p.out_h + oh0) * cols;
-      acc_t* dst = tile + j;
-      for (int64_t i = 0; i < (oh1 - oh0) * cols; ++i) dst[i * L] = static_cast<acc_t>(src[i]);
+    const scalar_t* src[L];
+    for (int64_t j = 0; j < lanes; ++j) src[j] = go + ((n * p.out_channels + co0 + j) * p.out_h + oh0) * p.out_w;
+    const int64_t total = (oh1 - oh0) * p.out_w;
+    V v[L];
+    for (int64_t e = 0; e < total; e += L) {
+      const int64_t count = std::min<int64_t>(L, total - e);
+      gather_lanes<scalar_t, V, L>(v, src, lanes, count);
+      for (int64_t j = 0; j < lanes; ++j) src[j] += count;
+      for (int64_t q = 0; q < count; ++q) S::store(tile + (e + q) * L, v[q]);
+    }
+  }
+
+  // The inverse of fill_output_shaped for planes of `plane_rows` x `cols` per channel: rows
+  // [r0, r1) of the dense tile into the lanes' planes of out (channel co0 + j in lane j).
+  void store_dense(scalar_t* out, int64_t channels, int64_t plane_rows, int64_t cols, const acc_t* tile,
+                   int64_t n, int64_t co0, int64_t lanes, int64_t r0, int64_t r1) const {
+    scalar_t* dst[L];
+    for (int64_t j = 0; j < lanes; ++j) dst[j] = out + ((n * channels + co0 + j) * plane_rows + r0) * cols;
+    const int64_t total = (r1 - r0) * cols;
+    V v[L];
+    for (int64_t e = 0; e < total; e += L) {
+      const int64_t count = std::min<int64_t>(L, total - e);
+      for (int64_t q = 0; q < count; ++q) v[q] = S::load(tile + (e + q) * L);
+      for (int64_t q = count; q < L; ++q) v[q] = V{};
+      scatter_lanes<scalar_t, V, L>(v, dst, lanes, count);
+      for (int64_t j = 0; j < lanes; ++j) dst[j] += count;
     }
   }
 };
-
-// Lanes [0, lanes) of a row of `count` pixels x L into rows of the L planes at dst + j * plane.
-template <typename scalar_t, typename acc_t, int L>
-inline void store_lanes(scalar_t* dst, int64_t plane, const acc_t* row, int64_t count, int64_t lanes) {
-  for (int64_t j = 0; j < lanes; ++j) {
-    scalar_t* d = dst + j * plane;
-    for (int64_t i = 0; i < count; ++i) d[i] = static_cast<scalar_t>(row[i * L + j]);
-  }
-}
 
 // The weight [Co][taps] as [block][tap][L] in acc_t, lanes past Co zero.
 template <typename acc_t, int L, typename scalar_t>
@@ -112,18 +183,21 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   if (bias)
     for (int64_t co = 0; co < p.out_channels; ++co) b[co] = static_cast<acc_t>(bias[co]);
   at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), orow(p.out_w * L);
+    std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), obuf(plan.rows_per_band * p.out_w * L);
+    BandPixels px;
+    int64_t px_rows = -1;
     for (int64_t t = begin; t < end; ++t) {
       int64_t n, co0, lanes, oh0, oh1;
       task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
       if (oh0 >= oh1) continue;
       task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1);
-      const acc_t* wb = w.data() + (co0 / L) * taps * L;
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
-        tile_output_row(orow.data(), tile.data(), (oh - oh0) * p.stride_h, p.out_w, task.g, wb, b.data() + co0);
-        store_lanes<scalar_t, acc_t, L>(out + ((n * p.out_channels + co0) * p.out_h + oh) * p.out_w,
-                                        p.out_h * p.out_w, orow.data(), p.out_w, lanes);
+      if (oh0 != px_rows) {  // consecutive tasks of one band share its pixel lists
+        task.band_pixels(px, oh0, oh1);
+        px_rows = oh0;
       }
+      tile_outputs(obuf.data(), tile.data(), px, task.taps, p.kernel_w, p.dil_h * plan.tile_cols * L,
+                   p.dil_w * L, w.data() + (co0 / L) * taps * L, b.data() + co0);
+      task.store_dense(out, p.out_channels, p.out_h, p.out_w, obuf.data(), n, co0, lanes, oh0, oh1);
     }
   });
 }
@@ -155,7 +229,7 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
   }
   const int64_t bands = plan.bands, rows_per = plan.rows_per_band;
   at::parallel_for(0, p.batch * plan.blocks * bands, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gtile(plan.tile_rows * p.out_w * L), irow(p.in_w * L);
+    std::vector<acc_t> gtile(plan.tile_rows * p.out_w * L), ibuf(plan.rows_per_band * p.in_w * L);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t band = t % bands, blk = (t / bands) % plan.blocks, n = t / (bands * plan.blocks);
       const int64_t co0 = blk * L, lanes = std::min<int64_t>(L, p.out_channels - co0);
@@ -182,11 +256,10 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
             for (int64_t e = col_start[iw]; e < col_start[iw + 1]; ++e)
               acc += S::load(wr + col_kw[e] * L) * S::load(grow + col_ow[e] * L);
           }
-          S::store(irow.data() + iw * L, acc);
+          S::store(ibuf.data() + ((ih - ih0) * p.in_w + iw) * L, acc);
         }
-        store_lanes<scalar_t, acc_t, L>(gi + ((n * p.channels + co0) * p.in_h + ih) * p.in_w, p.in_h * p.in_w,
-                                        irow.data(), p.in_w, lanes);
       }
+      task.store_dense(gi, p.channels, p.in_h, p.in_w, ibuf.data(), n, co0, lanes, ih0, ih1);
     }
   });
 }
@@ -205,19 +278,17 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
   std::vector<acc_t> partial(task.tasks() * taps * L, acc_t(0));
   at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), gtile(plan.rows_per_band * p.out_w * L);
+    std::vector<int64_t> starts;
     for (int64_t t = begin; t < end; ++t) {
       int64_t n, co0, lanes, oh0, oh1;
       task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
       if (oh0 >= oh1) continue;
       task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1);
       task.fill_output_shaped(gtile.data(), go, n, co0, lanes, oh0, oh1);
-      acc_t* acc = partial.data() + t * taps * L;
-      for (int64_t oh = oh0; oh < oh1; ++oh)
-        tile_weight_row(acc, gtile.data() + (oh - oh0) * p.out_w * L, tile.data(), (oh - oh0) * p.stride_h,
-                        p.out_w, task.g);
+      task.output_starts(starts, oh0, oh1);
+      tile_weight_sums(partial.data() + t * taps * L, gtile.data(), tile.data(), starts, task.taps);
     }
   });
-  const int64_t per_block = p.batch * plan.bands;
   at::parallel_for(0, plan.blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t lanes = std::min<int64_t>(L, p.out_channels - blk * L);
@@ -232,7 +303,6 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
       }
     }
   });
-  (void)per_block;
 }
 
 #define ATROUS_CHANNEL_TILES(T)                                                                        \
