@@ -172,10 +172,20 @@ def test_specialised_paths_float32(device, layout, idx):
 # float64 and float32 after checking that the plan names it: (config, layout, plan substrings).
 PLAN_CASES = [
     (dict(N=2, C=20, m=1, kh=3, kw=3, H=10, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "contiguous", ["forward=nchw_channel_tiles", "backward_input=flipped_forward(nchw_channel_tiles)",
+     "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=flipped_forward(nchw_channel_tiles(rows))",
                     "backward_weight=nchw_channel_tiles"]),
+    # whole rows with compile-time columns: widths 5, 7, 14 (two passes), 20; kernels 3, 5, 7;
+    # strides 1 and 2; kernel rows clipped at the top and bottom
+    (dict(N=1, C=20, m=1, kh=7, kw=7, H=6, W=5, stride=(1, 1), padding=3, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles(rows)"]),
+    (dict(N=2, C=17, m=1, kh=3, kw=3, H=14, W=14, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
+     "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=nchw_channel_tiles"]),
+    (dict(N=1, C=33, m=2, kh=5, kw=5, H=9, W=28, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=nchw_rows"]),
+    (dict(N=1, C=16, m=1, kh=7, kw=7, H=20, W=20, stride=(1, 1), padding=3, dilation=(2, 1), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles(rows)"]),
     (dict(N=3, C=37, m=1, kh=5, kw=5, H=10, W=9, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
-     "contiguous", ["forward=nchw_channel_tiles", "backward_input=nchw_channel_tiles",
+     "contiguous", ["forward=nchw_channel_tiles backward", "backward_input=nchw_channel_tiles",
                     "backward_weight=nchw_channel_tiles"]),
     (dict(N=1, C=18, m=2, kh=3, kw=2, H=7, W=12, stride=(2, 3), padding=(1, 2), dilation=(2, 1), bias=False),
      "contiguous", ["forward=nchw_channel_tiles", "backward_input=nchw_rows", "backward_weight=nchw_channel_tiles"]),

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../simd.h"
@@ -138,6 +139,78 @@ inline void tile_outputs(acc_t* out, const acc_t* tile, const BandPixels& px, co
     default: break;
   }
   for (const auto& e : px.edge) tile_output_edge(out, tile, e, kernel_w, row_step, col_step, w, bias);
+}
+
+// Whole output rows with every index known at compile time, for the geometry of most networks'
+// small layers: kernel width KW in {3, 5, 7}, stride SW in {1, 2}, padding (KW - 1) / 2 and an
+// input OW * SW columns wide (in the tile, column c is input column c - (KW - 1) / 2). Columns
+// [C0, C1) of a row of OW outputs are computed in one pass with their sums in registers; only the
+// taps inside the input are issued, and the kernel rows the caller gives (those inside the input).
+template <int OW, int KW, int SW>
+struct RowShape {
+  static constexpr int P = (KW - 1) / 2;
+  static constexpr bool valid(int ow, int kw) { return ow * SW + kw - P >= 0 && ow * SW + kw - P < OW * SW; }
+};
+
+template <int OW, int C0, int C1, int KW, int SW, typename acc_t>
+inline void tile_row_pass(acc_t* __restrict out, const acc_t* __restrict tile, int64_t kh_lo, int64_t kh_hi,
+                          int64_t row_step, const acc_t* __restrict w, const acc_t* __restrict bias) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  using R = RowShape<OW, KW, SW>;
+  V acc[C1 - C0];
+  const V b = S::load(bias);
+  for (int q = 0; q < C1 - C0; ++q) acc[q] = b;
+  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+    const acc_t* x = tile + kh * row_step;
+    const acc_t* wk = w + kh * KW * L;
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) {
+      const V wv = S::load(wk + kw * L);
+#pragma GCC unroll 24
+      for (int ow = C0; ow < C1; ++ow)
+        if (R::valid(ow, kw)) acc[ow - C0] += wv * S::load(x + (ow * SW + kw) * L);
+    }
+  }
+  for (int q = 0; q < C1 - C0; ++q) S::store(out + (C0 + q) * L, acc[q]);
+}
+
+// One output row of OW: in one pass up to 10 columns, else in two.
+template <int OW, int KW, int SW, typename acc_t>
+inline void tile_row(acc_t* out, const acc_t* tile, int64_t kh_lo, int64_t kh_hi, int64_t row_step,
+                     const acc_t* w, const acc_t* bias) {
+  if constexpr (OW <= 10) {
+    tile_row_pass<OW, 0, OW, KW, SW>(out, tile, kh_lo, kh_hi, row_step, w, bias);
+  } else {
+    tile_row_pass<OW, 0, OW / 2, KW, SW>(out, tile, kh_lo, kh_hi, row_step, w, bias);
+    tile_row_pass<OW, OW / 2, OW, KW, SW>(out, tile, kh_lo, kh_hi, row_step, w, bias);
+  }
+}
+
+// The output widths tile_row is instantiated for; calls f(integral_constant OW, KW, SW), or
+// returns false when the shape has no instantiation.
+template <typename F>
+inline bool with_row_shape(int64_t out_w, int64_t kernel_w, int64_t stride_w, F&& f) {
+  auto by_kw = [&](auto OW) {
+    auto by_sw = [&](auto KW) {
+      if (stride_w == 1) return f(OW, KW, std::integral_constant<int, 1>{}), true;
+      if (stride_w == 2) return f(OW, KW, std::integral_constant<int, 2>{}), true;
+      return false;
+    };
+    if (kernel_w == 3) return by_sw(std::integral_constant<int, 3>{});
+    if (kernel_w == 5) return by_sw(std::integral_constant<int, 5>{});
+    if (kernel_w == 7) return by_sw(std::integral_constant<int, 7>{});
+    return false;
+  };
+  switch (out_w) {
+    case 5: return by_kw(std::integral_constant<int, 5>{});
+    case 7: return by_kw(std::integral_constant<int, 7>{});
+    case 10: return by_kw(std::integral_constant<int, 10>{});
+    case 14: return by_kw(std::integral_constant<int, 14>{});
+    case 20: return by_kw(std::integral_constant<int, 20>{});
+    default: return false;
+  }
 }
 
 // The weight gradient's sums over the listed output pixels: for every tap t,

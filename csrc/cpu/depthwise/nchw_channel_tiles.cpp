@@ -98,10 +98,11 @@ struct ChannelTileTask {
   // The padded input rows [oh0 * sH, (oh1 - 1) * sH + (kH - 1) * dH] of the lanes' input planes
   // into tile (channel co0 + j in lane j reads input channel (co0 + j) / m; lanes past `lanes`
   // zero): the rows inside the input are consecutive in each plane, taken L values at a time.
+  // Without zero_padding the padding holds whatever it held (for callers that never read it).
   void fill_input(acc_t* tile, const scalar_t* in, int64_t n, int64_t co0, int64_t lanes, int64_t oh0,
-                  int64_t oh1) const {
+                  int64_t oh1, bool zero_padding = true) const {
     const int64_t r0 = oh0 * p.stride_h, rows = (oh1 - 1 - oh0) * p.stride_h + (p.kernel_h - 1) * p.dil_h + 1;
-    std::memset(tile, 0, sizeof(acc_t) * rows * cols * L);
+    if (zero_padding) std::memset(tile, 0, sizeof(acc_t) * rows * cols * L);
     const int64_t ih_a = std::max<int64_t>(0, r0 - p.pad_h), ih_b = std::min(p.in_h, r0 + rows - p.pad_h);
     if (ih_a >= ih_b) return;
     const int64_t iw_hi = std::min(p.in_w, cols - p.pad_w);
@@ -182,23 +183,43 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   std::vector<acc_t> b(plan.blocks * L, acc_t(0));
   if (bias)
     for (int64_t co = 0; co < p.out_channels; ++co) b[co] = static_cast<acc_t>(bias[co]);
-  at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), obuf(plan.rows_per_band * p.out_w * L);
-    BandPixels px;
-    int64_t px_rows = -1;
-    for (int64_t t = begin; t < end; ++t) {
-      int64_t n, co0, lanes, oh0, oh1;
-      task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
-      if (oh0 >= oh1) continue;
-      task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1);
-      if (oh0 != px_rows) {  // consecutive tasks of one band share its pixel lists
-        task.band_pixels(px, oh0, oh1);
-        px_rows = oh0;
+  // Each task: its tile, its band's outputs into obuf by compute(obuf, tile, oh0, oh1, weights,
+  // bias), then obuf into the output planes.
+  auto run = [&](bool zero_padding, auto&& compute) {
+    at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), obuf(plan.rows_per_band * p.out_w * L);
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t n, co0, lanes, oh0, oh1;
+        task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
+        if (oh0 >= oh1) continue;
+        task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1, zero_padding);
+        compute(obuf.data(), tile.data(), oh0, oh1, w.data() + (co0 / L) * taps * L, b.data() + co0);
+        task.store_dense(out, p.out_channels, p.out_h, p.out_w, obuf.data(), n, co0, lanes, oh0, oh1);
       }
-      tile_outputs(obuf.data(), tile.data(), px, task.taps, p.kernel_w, p.dil_h * plan.tile_cols * L,
-                   p.dil_w * L, w.data() + (co0 / L) * taps * L, b.data() + co0);
-      task.store_dense(out, p.out_channels, p.out_h, p.out_w, obuf.data(), n, co0, lanes, oh0, oh1);
-    }
+    });
+  };
+  const int64_t row_step = p.dil_h * plan.tile_cols * L;
+  // Whole rows with compile-time columns: no tap reads the padding, so the tile needs no zeros.
+  if (plan.rows && with_row_shape(p.out_w, p.kernel_w, p.stride_w, [&](auto OW, auto KW, auto SW) {
+        run(false, [&](acc_t* ob, const acc_t* tile, int64_t oh0, int64_t oh1, const acc_t* wb, const acc_t* bb) {
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            int64_t kh_lo, kh_hi;
+            axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+            tile_row<decltype(OW)::value, decltype(KW)::value, decltype(SW)::value>(
+                ob + (oh - oh0) * p.out_w * L, tile + (oh - oh0) * p.stride_h * plan.tile_cols * L, kh_lo, kh_hi,
+                row_step, wb, bb);
+          }
+        });
+      })) {
+    return;
+  }
+  BandPixels px;  // with one band, the same for every task
+  const bool one_band = plan.bands == 1;
+  if (one_band) task.band_pixels(px, 0, p.out_h);
+  run(true, [&](acc_t* ob, const acc_t* tile, int64_t oh0, int64_t oh1, const acc_t* wb, const acc_t* bb) {
+    BandPixels local;
+    if (!one_band) task.band_pixels(local, oh0, oh1);
+    tile_outputs(ob, tile, one_band ? px : local, task.taps, p.kernel_w, row_step, p.dil_w * L, wb, bb);
   });
 }
 
@@ -293,13 +314,11 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t lanes = std::min<int64_t>(L, p.out_channels - blk * L);
       for (int64_t tap = 0; tap < taps; ++tap) {
-        for (int64_t j = 0; j < lanes; ++j) {
-          acc_t s = 0;
-          for (int64_t n = 0; n < p.batch; ++n)
-            for (int64_t band = 0; band < plan.bands; ++band)
-              s += partial[(((n * plan.blocks + blk) * plan.bands + band) * taps + tap) * L + j];
-          gw[(blk * L + j) * taps + tap] = static_cast<scalar_t>(s);
-        }
+        auto sum = Simd<acc_t>::broadcast(0);
+        for (int64_t n = 0; n < p.batch; ++n)
+          for (int64_t band = 0; band < plan.bands; ++band)
+            sum += Simd<acc_t>::load(partial.data() + (((n * plan.blocks + blk) * plan.bands + band) * taps + tap) * L);
+        for (int64_t j = 0; j < lanes; ++j) gw[(blk * L + j) * taps + tap] = static_cast<scalar_t>(sum[j]);
       }
     }
   });

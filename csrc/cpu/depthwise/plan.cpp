@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "channel_tiles.h"  // with_row_shape
+
 namespace atrous {
 namespace cpu {
 
@@ -79,6 +81,8 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
   if (channel_tiles_fit(p)) {
     plan.path = DwForward::kNchwChannelTiles;
     plan.tiles = output_bands(p, element_size);
+    plan.tiles.rows = p.dil_w == 1 && 2 * p.pad_w == p.kernel_w - 1 && p.in_w == p.out_w * p.stride_w &&
+                      with_row_shape(p.out_w, p.kernel_w, p.stride_w, [](auto, auto, auto) {});
     return plan;
   }
   const int64_t L = lanes_of(element_size);
@@ -149,15 +153,19 @@ const char* name_of(DwForward f) {
   }
   return "?";
 }
+
+std::string forward_name(const DwForwardPlan& f) {
+  return std::string(name_of(f.path)) + (f.path == DwForward::kNchwChannelTiles && f.tiles.rows ? "(rows)" : "");
+}
 }  // namespace
 
 std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
-  std::string s = std::string("forward=") + name_of(plan_forward(p, element_size).path);
+  std::string s = "forward=" + forward_name(plan_forward(p, element_size));
   const DwBackwardInputPlan bi = plan_backward_input(p, element_size);
   s += " backward_input=";
   switch (bi.path) {
     case DwBackwardInput::kFlippedForward:
-      s += std::string("flipped_forward(") + name_of(bi.forward.path) + ")";
+      s += "flipped_forward(" + forward_name(bi.forward) + ")";
       break;
     case DwBackwardInput::kNchwChannelTiles: s += "nchw_channel_tiles"; break;
     case DwBackwardInput::kNchwRows: s += "nchw_rows"; break;
