@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "channel_tiles.h"
+#include "row_passes.h"
 #include "kernels.h"
 #include "plan.h"
 
@@ -199,18 +200,18 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
     });
   };
   const int64_t row_step = p.dil_h * plan.tile_cols * L;
-  // Whole rows with compile-time columns: no tap reads the padding, so the tile needs no zeros.
-  if (plan.rows && with_row_shape(p.out_w, p.kernel_w, p.stride_w, [&](auto OW, auto KW, auto SW) {
-        run(false, [&](acc_t* ob, const acc_t* tile, int64_t oh0, int64_t oh1, const acc_t* wb, const acc_t* bb) {
-          for (int64_t oh = oh0; oh < oh1; ++oh) {
-            int64_t kh_lo, kh_hi;
-            axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
-            tile_row<decltype(OW)::value, decltype(KW)::value, decltype(SW)::value>(
-                ob + (oh - oh0) * p.out_w * L, tile + (oh - oh0) * p.stride_h * plan.tile_cols * L, kh_lo, kh_hi,
-                row_step, wb, bb);
-          }
-        });
-      })) {
+  // Whole rows by row_passes.h: no tap reads the padding, so the tile needs no zeros.
+  if (plan.rows) {
+    with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+      run(false, [&](acc_t* ob, const acc_t* tile, int64_t oh0, int64_t oh1, const acc_t* wb, const acc_t* bb) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          RowIO<acc_t, acc_t, acc_t> io{tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L, L, row_step,
+                                        ob + (oh - oh0) * p.out_w * L, L, wb, bb, 0, 0, L};
+          axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &io.kh_lo, &io.kh_hi);
+          row_outputs<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w);
+        }
+      });
+    });
     return;
   }
   BandPixels px;  // with one band, the same for every task
@@ -297,19 +298,41 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
   const Task task(p, plan);
   const int64_t taps = p.kernel_h * p.kernel_w;
   std::vector<acc_t> partial(task.tasks() * taps * L, acc_t(0));
-  at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), gtile(plan.rows_per_band * p.out_w * L);
-    std::vector<int64_t> starts;
-    for (int64_t t = begin; t < end; ++t) {
-      int64_t n, co0, lanes, oh0, oh1;
-      task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
-      if (oh0 >= oh1) continue;
-      task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1);
-      task.fill_output_shaped(gtile.data(), go, n, co0, lanes, oh0, oh1);
+  // Each task: its tiles of input and grad_output, then sums(partial sums, gtile, tile, oh0, oh1).
+  auto run = [&](bool zero_padding, auto&& sums) {
+    at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), gtile(plan.rows_per_band * p.out_w * L);
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t n, co0, lanes, oh0, oh1;
+        task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
+        if (oh0 >= oh1) continue;
+        task.fill_input(tile.data(), in, n, co0, lanes, oh0, oh1, zero_padding);
+        task.fill_output_shaped(gtile.data(), go, n, co0, lanes, oh0, oh1);
+        sums(partial.data() + t * taps * L, gtile.data(), tile.data(), oh0, oh1);
+      }
+    });
+  };
+  const int64_t row_step = p.dil_h * plan.tile_cols * L;
+  if (plan.rows) {
+    with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+      run(false, [&](acc_t* acc, const acc_t* gtile, const acc_t* tile, int64_t oh0, int64_t oh1) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          int64_t kh_lo, kh_hi;
+          axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+          weight_row<decltype(KW)::value, decltype(SW)::value>(
+              acc, gtile + (oh - oh0) * p.out_w * L, tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L,
+              row_step, p.out_w, kh_lo, kh_hi);
+        }
+      });
+    });
+  }
+  if (!plan.rows) {
+    run(true, [&](acc_t* acc, const acc_t* gtile, const acc_t* tile, int64_t oh0, int64_t oh1) {
+      std::vector<int64_t> starts;
       task.output_starts(starts, oh0, oh1);
-      tile_weight_sums(partial.data() + t * taps * L, gtile.data(), tile.data(), starts, task.taps);
-    }
-  });
+      tile_weight_sums(acc, gtile, tile, starts, task.taps);
+    });
+  }
   at::parallel_for(0, plan.blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t lanes = std::min<int64_t>(L, p.out_channels - blk * L);

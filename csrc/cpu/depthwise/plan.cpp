@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "channel_tiles.h"  // with_row_shape
+#include "row_passes.h"  // row_geometry
 
 namespace atrous {
 namespace cpu {
@@ -29,6 +29,11 @@ int64_t tile_rows_for(const DepthwiseParams& p, int64_t out_rows) {
 
 bool channel_tiles_fit(const DepthwiseParams& p) {
   return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW;
+}
+
+// Whether row_passes.h has whole-row kernels for this geometry.
+bool row_shape(const DepthwiseParams& p) {
+  return row_geometry(p.in_w, p.out_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w);
 }
 
 // Bands of `rows` rows for blocks x batch units: as few as keep the tile within kTileBytes and
@@ -81,8 +86,7 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
   if (channel_tiles_fit(p)) {
     plan.path = DwForward::kNchwChannelTiles;
     plan.tiles = output_bands(p, element_size);
-    plan.tiles.rows = p.dil_w == 1 && 2 * p.pad_w == p.kernel_w - 1 && p.in_w == p.out_w * p.stride_w &&
-                      with_row_shape(p.out_w, p.kernel_w, p.stride_w, [](auto, auto, auto) {});
+    plan.tiles.rows = row_shape(p);
     return plan;
   }
   const int64_t L = lanes_of(element_size);
@@ -136,6 +140,7 @@ DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t elem
   } else if (channel_tiles_fit(p)) {
     plan.path = DwBackwardWeight::kNchwChannelTiles;
     plan.tiles = output_bands(p, element_size);
+    plan.tiles.rows = row_shape(p);
   } else {
     plan.path = DwBackwardWeight::kNchwRows;
   }
@@ -174,7 +179,7 @@ std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
   const DwBackwardWeightPlan bw = plan_backward_weight(p, element_size);
   s += " backward_weight=";
   switch (bw.path) {
-    case DwBackwardWeight::kNchwChannelTiles: s += "nchw_channel_tiles"; break;
+    case DwBackwardWeight::kNchwChannelTiles: s += bw.tiles.rows ? "nchw_channel_tiles(rows)" : "nchw_channel_tiles"; break;
     case DwBackwardWeight::kNchwRows: s += "nchw_rows"; break;
     case DwBackwardWeight::kNhwc: s += bw.fuse_with_input ? "nhwc+input" : "nhwc"; break;
   }

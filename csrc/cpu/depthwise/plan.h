@@ -39,8 +39,8 @@ struct ChannelTilePlan {
   int64_t rows_per_band = 0;  // output rows (forward, weight) or input rows (grad_input)
   int64_t tile_rows = 0;      // rows a band's tile holds
   int64_t tile_cols = 0;      // columns of the padded input tile
-  // Forward: whole rows with compile-time columns (channel_tiles.h: tile_row), for the kernel
-  // widths, strides and output widths instantiated there with "same" padding.
+  // Whole rows in passes with compile-time columns (row_passes.h), for the kernel widths,
+  // strides and output widths instantiated there with "same" padding.
   bool rows = false;
 };
 

@@ -1,0 +1,192 @@
+// Rows of outputs with L channels in the vector lanes, for the geometry of nearly every depthwise
+// layer of real networks: kernel width KW in {3, 5, 7}, stride SW in {1, 2}, no dilation along
+// W, padding (KW - 1) / 2 and an input out_w * SW columns wide. A row is computed in passes of N
+// output columns whose sums stay in registers across the taps; which taps of a pass read inside
+// the input is known at compile time (the left edge pass, the right edge pass, interior passes,
+// or a whole narrow row), so no tap in the padding is issued and no padding is ever read or
+// stored. The kernel rows are the caller's (those inside the input).
+//
+// Pixels come from anywhere with a fixed pixel stride: a tile of L-channel pixels (the NCHW
+// channel tiles, stride L) or a channels_last tensor (stride C, its L channels at the pixel), in
+// any scalar type (converted on load); results go to a buffer or a channels_last tensor the same
+// way. MASK: the last block of channels holds `lanes` < L channels (masked loads and stores).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../simd.h"
+
+namespace atrous {
+namespace cpu {
+
+// Where a pass's pixels are: src points at input column 0 of the first kernel row; row_step
+// elements to the next kernel row, src_ps between pixels; dst at output column 0, dst_ps apart.
+template <typename src_t, typename dst_t, typename acc_t>
+struct RowIO {
+  const src_t* src;
+  int64_t src_ps, row_step;
+  dst_t* dst;
+  int64_t dst_ps;
+  const acc_t* w;     // [kh][kw][L]
+  const acc_t* bias;  // [L]
+  int64_t kh_lo, kh_hi, lanes;
+};
+
+// EDGE: 1 the pass starts at column 0 (its left taps may fall before the input), 2 it ends at
+// the row's last column (its right taps may fall past the input), 3 both (a whole row of N), 0
+// neither.
+template <int KW, int SW, int N, int EDGE>
+struct PassShape {
+  static constexpr int P = (KW - 1) / 2;
+  static constexpr bool valid(int q, int kw) {
+    return (!(EDGE & 1) || q * SW + kw - P >= 0) && (!(EDGE & 2) || (q - N) * SW + kw - P < 0);
+  }
+};
+
+template <int KW, int SW, int N, int EDGE, bool MASK, typename src_t, typename dst_t, typename acc_t>
+inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  using Cin = Cast<src_t, acc_t>;
+  using Cout = Cast<dst_t, acc_t>;
+  constexpr int L = S::kLanes;
+  using R = PassShape<KW, SW, N, EDGE>;
+  V acc[N];
+  const V b = S::load(io.bias);
+  for (int q = 0; q < N; ++q) acc[q] = b;
+  for (int64_t kh = io.kh_lo; kh < io.kh_hi; ++kh) {
+    const int64_t x0 = kh * io.row_step + (base * SW - R::P) * io.src_ps;  // may lie before the row
+    const acc_t* wk = io.w + kh * KW * L;
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) {
+      const V wv = S::load(wk + kw * L);
+#pragma GCC unroll 16
+      for (int q = 0; q < N; ++q) {
+        if (R::valid(q, kw)) {
+          const src_t* px = io.src + (x0 + (q * SW + kw) * io.src_ps);
+          acc[q] += wv * (MASK ? Cin::load_first(px, io.lanes) : Cin::load(px));
+        }
+      }
+    }
+  }
+  for (int q = 0; q < N; ++q) {
+    dst_t* d = io.dst + (base + q) * io.dst_ps;
+    if (MASK) {
+      Cout::store_first(d, acc[q], io.lanes);
+    } else {
+      Cout::store(d, acc[q]);
+    }
+  }
+}
+
+// The output widths computed as one whole-row pass; wider rows (16 and more) go in passes of 8.
+template <typename F>
+inline bool with_narrow_width(int64_t out_w, F&& f) {
+  switch (out_w) {
+    case 5: return f(std::integral_constant<int, 5>{}), true;
+    case 7: return f(std::integral_constant<int, 7>{}), true;
+    case 10: return f(std::integral_constant<int, 10>{}), true;
+    case 14: return f(std::integral_constant<int, 14>{}), true;
+    default: return false;
+  }
+}
+
+// The weight gradient's sums of one pass (acc_t tiles only: g and x of stride L): for each tap
+// (kh, kw), kh in [kh_lo, kh_hi), acc[(kh * KW + kw) * L] += the sum over the pass's columns whose
+// tap reads inside the input of g[col] * x, in two chains (even and odd columns) added at the end.
+template <int KW, int SW, int N, int EDGE, typename acc_t>
+inline void weight_pass(acc_t* __restrict acc, const acc_t* __restrict g, const acc_t* __restrict x,
+                        int64_t row_step, int64_t base, int64_t kh_lo, int64_t kh_hi) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  using R = PassShape<KW, SW, N, EDGE>;
+  V gv[N];
+  for (int q = 0; q < N; ++q) gv[q] = S::load(g + (base + q) * L);
+  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+    const int64_t x0 = kh * row_step + (base * SW - R::P) * L;
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) {
+      V a[2] = {V{}, V{}};
+#pragma GCC unroll 16
+      for (int q = 0; q < N; ++q)
+        if (R::valid(q, kw)) a[q & 1] += gv[q] * S::load(x + (x0 + (q * SW + kw) * L));
+      acc_t* dst = acc + (kh * KW + kw) * L;
+      S::store(dst, S::load(dst) + (a[0] + a[1]));
+    }
+  }
+}
+
+// Calls pass(integral_constant N, integral_constant EDGE, first column) over a row of out_w
+// outputs: one whole-row pass for the narrow widths, else the left edge, interior passes of 8
+// (then 4, 2, 1) and the right edge, in that order.
+template <typename F>
+inline void row_passes(int64_t out_w, F&& pass) {
+  if (out_w < 16) {
+    with_narrow_width(out_w, [&](auto NW) { pass(NW, std::integral_constant<int, 3>{}, int64_t(0)); });
+    return;
+  }
+  using I0 = std::integral_constant<int, 0>;
+  pass(std::integral_constant<int, 8>{}, std::integral_constant<int, 1>{}, int64_t(0));
+  int64_t c = 8;
+  const int64_t end = out_w - 8;
+  for (; c + 8 <= end; c += 8) pass(std::integral_constant<int, 8>{}, I0{}, c);
+  if (c + 4 <= end) {
+    pass(std::integral_constant<int, 4>{}, I0{}, c);
+    c += 4;
+  }
+  if (c + 2 <= end) {
+    pass(std::integral_constant<int, 2>{}, I0{}, c);
+    c += 2;
+  }
+  if (c < end) pass(std::integral_constant<int, 1>{}, I0{}, c);
+  pass(std::integral_constant<int, 8>{}, std::integral_constant<int, 2>{}, end);
+}
+
+// A whole row of out_w outputs (a width with_narrow_width knows, or 16 and more).
+template <int KW, int SW, bool MASK, typename src_t, typename dst_t, typename acc_t>
+inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
+  row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
+    row_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
+  });
+}
+
+// The weight gradient's sums of a whole row (see weight_pass).
+template <int KW, int SW, typename acc_t>
+inline void weight_row(acc_t* acc, const acc_t* g, const acc_t* x, int64_t row_step, int64_t out_w, int64_t kh_lo,
+                       int64_t kh_hi) {
+  row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
+    weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value>(acc, g, x, row_step, c, kh_lo, kh_hi);
+  });
+}
+
+// Whether row_outputs serves this geometry (kernel width, stride, padding, widths).
+inline bool row_geometry(int64_t in_w, int64_t out_w, int64_t kernel_w, int64_t stride_w, int64_t pad_w,
+                         int64_t dil_w) {
+  const bool width = out_w >= 16 || out_w == 5 || out_w == 7 || out_w == 10 || out_w == 14;
+  return (kernel_w == 3 || kernel_w == 5 || kernel_w == 7) && (stride_w == 1 || stride_w == 2) && dil_w == 1 &&
+         2 * pad_w == kernel_w - 1 && in_w == out_w * stride_w && width;
+}
+
+// Calls f(integral_constant KW, integral_constant SW) for a geometry row_geometry accepts.
+template <typename F>
+inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, F&& f) {
+  auto by_sw = [&](auto KW) {
+    if (stride_w == 1) {
+      f(KW, std::integral_constant<int, 1>{});
+    } else {
+      f(KW, std::integral_constant<int, 2>{});
+    }
+  };
+  if (kernel_w == 3) {
+    by_sw(std::integral_constant<int, 3>{});
+  } else if (kernel_w == 5) {
+    by_sw(std::integral_constant<int, 5>{});
+  } else {
+    by_sw(std::integral_constant<int, 7>{});
+  }
+}
+
+}  // namespace cpu
+}  // namespace atrous
