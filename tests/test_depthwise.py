@@ -199,7 +199,17 @@ PLAN_CASES = [
     (dict(N=1, C=2, m=1, kh=3, kw=1, H=8, W=100, stride=(3, 3), padding=0, dilation=(2, 1), bias=False),
      "contiguous", ["forward=nchw_rows", "backward_input=nchw_rows", "backward_weight=nchw_rows"]),
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc+input"]),
+    # channels_last row passes: left and right edges with interior passes of 8, 4, 2 and 1; channel
+    # tails of 8 and 3 lanes (masked), a full block
+    (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_input=nhwc"]),
+    (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
+     "channels_last", ["forward=nhwc_rows"]),
+    (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows"]),
+    (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 2), bias=True),
+     "channels_last", ["forward=nhwc ", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
 ]

@@ -15,7 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../simd.h"
+#include "common.h"
 
 namespace atrous {
 namespace cpu {
@@ -51,17 +51,6 @@ struct BandPixels {
   std::vector<int64_t> full_start, full_index;
   std::vector<Edge> edge;
 };
-
-// Valid taps of one axis for output o: k in [lo, hi) with 0 <= o * s - pad + k * d < in.
-inline void axis_taps(int64_t o, int64_t s, int64_t pad, int64_t d, int64_t k, int64_t in, int64_t* lo,
-                      int64_t* hi) {
-  const int64_t base = o * s - pad;
-  int64_t l = base >= 0 ? 0 : (-base + d - 1) / d;
-  int64_t h = base + (k - 1) * d < in ? k : (in - 1 - base) >= 0 ? (in - 1 - base) / d + 1 : 0;
-  if (l > h) l = h;
-  *lo = l;
-  *hi = h;
-}
 
 // P output pixels: out[index[q] * L] = bias + sum over taps t of w[t * L] * tile[start[q] +
 // offset[t]]. Their sums stay in registers across all taps.

@@ -63,5 +63,14 @@ inline int64_t bias_group_rows(int64_t rows, int64_t channels) {
 }
 
 
+// Valid taps of one axis: k in [lo, hi) with 0 <= o * s - pad + k * d < in.
+inline void valid_taps(int64_t o, int64_t s, int64_t pad, int64_t d, int64_t k, int64_t in,
+                       int64_t* lo, int64_t* hi) {
+  const int64_t base = o * s - pad;
+  *lo = base >= 0 ? 0 : std::min<int64_t>(k, ceil_div(-base, d));
+  *hi = base >= in ? 0 : std::min<int64_t>(k, floor_div(in - 1 - base, d) + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
 }  // namespace cpu
 }  // namespace atrous

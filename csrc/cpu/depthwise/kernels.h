@@ -41,6 +41,10 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
 template <typename scalar_t>
 void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
                   scalar_t* out);
+// m = 1 and a geometry row_passes.h serves (nhwc_rows.cpp).
+template <typename scalar_t>
+void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
+                       scalar_t* out);
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
 template <typename scalar_t>

@@ -69,10 +69,10 @@ struct ChannelTileTask {
     px.edge.clear();
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       int64_t kh_lo, kh_hi;
-      axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+      valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
       for (int64_t ow = 0; ow < p.out_w; ++ow) {
         int64_t kw_lo, kw_hi;
-        axis_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
+        valid_taps(ow, p.stride_w, p.pad_w, p.dil_w, p.kernel_w, p.in_w, &kw_lo, &kw_hi);
         const int64_t start = ((oh - oh0) * p.stride_h * cols + ow * p.stride_w) * L;
         const int64_t index = (oh - oh0) * p.out_w + ow;
         if (kh_hi - kh_lo == p.kernel_h && kw_hi - kw_lo == p.kernel_w) {
@@ -207,7 +207,7 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           RowIO<acc_t, acc_t, acc_t> io{tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L, L, row_step,
                                         ob + (oh - oh0) * p.out_w * L, L, wb, bb, 0, 0, L};
-          axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &io.kh_lo, &io.kh_hi);
+          valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &io.kh_lo, &io.kh_hi);
           row_outputs<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w);
         }
       });
@@ -318,7 +318,7 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
       run(false, [&](acc_t* acc, const acc_t* gtile, const acc_t* tile, int64_t oh0, int64_t oh1) {
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           int64_t kh_lo, kh_hi;
-          axis_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+          valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
           weight_row<decltype(KW)::value, decltype(SW)::value>(
               acc, gtile + (oh - oh0) * p.out_w * L, tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L,
               row_step, p.out_w, kh_lo, kh_hi);

@@ -36,6 +36,8 @@ void run_forward(const DepthwiseParams& p, const DwForwardPlan& plan, const scal
                  const scalar_t* b, scalar_t* out) {
   if (plan.path == DwForward::kNhwc) {
     forward_nhwc(p, in, w, b, out);
+  } else if (plan.path == DwForward::kNhwcRows) {
+    forward_nhwc_rows(p, in, w, b, out);
   } else {
     forward_nchw(p, plan, in, w, b, out);
   }

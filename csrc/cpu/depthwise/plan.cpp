@@ -80,7 +80,7 @@ ChannelTilePlan input_bands(const DepthwiseParams& p, int64_t element_size) {
 DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
   DwForwardPlan plan;
   if (p.layout == Layout::kNHWC) {
-    plan.path = DwForward::kNhwc;
+    plan.path = p.mult == 1 && row_shape(p) ? DwForward::kNhwcRows : DwForward::kNhwc;
     return plan;
   }
   if (channel_tiles_fit(p)) {
@@ -154,6 +154,7 @@ const char* name_of(DwForward f) {
     case DwForward::kNchwSweep: return "nchw_sweep";
     case DwForward::kNchwFlat: return "nchw_flat";
     case DwForward::kNchwRows: return "nchw_rows";
+    case DwForward::kNhwcRows: return "nhwc_rows";
     case DwForward::kNhwc: return "nhwc";
   }
   return "?";

@@ -16,6 +16,7 @@ enum class DwForward {
   kNchwSweep,         // NCHW square 3/5/7 kernels, stride 1 or 2: column vectors swept down
   kNchwFlat,          // NCHW unit stride: the padded plane as one long row
   kNchwRows,          // NCHW any geometry: prepared rows, vectors along output rows
+  kNhwcRows,          // channels_last, m = 1, "same" 3/5/7 kernels: row passes on the tensor
   kNhwc,              // channels_last: vectors across channels
 };
 

@@ -1,0 +1,73 @@
+// The channels_last forward in row passes (row_passes.h) read straight from the input tensor: L
+// channels of a pixel are one vector, so no tile, copy or padding is needed; each pass converts
+// its loads from scalar_t and stores the results in the output's type. A task takes output rows
+// of one image and a range of channel blocks; the last block, when the channels are not a
+// multiple of L, goes with masked loads and stores.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common.h"
+#include "kernels.h"
+#include "row_passes.h"
+
+namespace atrous {
+namespace cpu {
+
+template <typename scalar_t>
+void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
+                       scalar_t* out) {
+  using acc_t = acc_type_t<scalar_t>;
+  constexpr int L = Simd<acc_t>::kLanes;
+  const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;  // m = 1: C input channels too
+  const int64_t blocks = ceil_div(C, L), tail = C % L;
+  std::vector<acc_t> w(blocks * taps * L, acc_t(0)), b(blocks * L, acc_t(0));
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t t = 0; t < taps; ++t) w[((c / L) * taps + t) * L + c % L] = static_cast<acc_t>(weight[c * taps + t]);
+    if (bias) b[c] = static_cast<acc_t>(bias[c]);
+  }
+  // Output rows as tasks; with few rows, also groups of channel blocks.
+  const int64_t rows = p.batch * p.out_h;
+  const int64_t groups = std::min(blocks, std::max<int64_t>(1, ceil_div(64, rows)));
+  const int64_t per_group = ceil_div(blocks, groups);
+  const int64_t row_step = p.dil_h * p.in_w * C;
+  with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value;
+    at::parallel_for(0, rows * groups, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t r = task / groups, g = task % groups;
+        const int64_t n = r / p.out_h, oh = r % p.out_h;
+        int64_t kh_lo, kh_hi;
+        valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+        if (kh_lo >= kh_hi) continue;  // not reached: "same" padding leaves a row in every window
+        const int64_t ih = oh * p.stride_h - p.pad_h + kh_lo * p.dil_h;  // the first kernel row read
+        const scalar_t* src = in + ((n * p.in_h + ih) * p.in_w) * C;
+        scalar_t* dst = out + ((n * p.out_h + oh) * p.out_w) * C;
+        const int64_t blk1 = std::min(blocks, (g + 1) * per_group);
+        for (int64_t blk = g * per_group; blk < blk1; ++blk) {
+          const int64_t lanes = std::min<int64_t>(L, C - blk * L);
+          RowIO<scalar_t, scalar_t, acc_t> io{src + blk * L, C, row_step, dst + blk * L, C,
+                                              w.data() + (blk * taps + kh_lo * p.kernel_w) * L, b.data() + blk * L,
+                                              0, kh_hi - kh_lo, lanes};
+          if (tail && blk == blocks - 1) {
+            row_outputs<kKW, kSW, true>(io, p.out_w);
+          } else {
+            row_outputs<kKW, kSW, false>(io, p.out_w);
+          }
+        }
+      }
+    });
+  });
+}
+
+#define ATROUS_NHWC_ROWS(T) \
+  template void forward_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, const T*, T*);
+ATROUS_NHWC_ROWS(float)
+ATROUS_NHWC_ROWS(double)
+ATROUS_NHWC_ROWS(c10::Half)
+ATROUS_NHWC_ROWS(c10::BFloat16)
+#undef ATROUS_NHWC_ROWS
+
+}  // namespace cpu
+}  // namespace atrous
