@@ -199,11 +199,11 @@ PLAN_CASES = [
     (dict(N=1, C=2, m=1, kh=3, kw=1, H=8, W=100, stride=(3, 3), padding=0, dilation=(2, 1), bias=False),
      "contiguous", ["forward=nchw_rows", "backward_input=nchw_rows", "backward_weight=nchw_rows"]),
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc+input"]),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
     # channels_last row passes: left and right edges with interior passes of 8, 4, 2 and 1; channel
     # tails of 8 and 3 lanes (masked), a full block
     (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows", "backward_input=nhwc"]),
+     "channels_last", ["forward=nhwc_rows", "backward_input=nhwc", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
@@ -235,6 +235,26 @@ def test_every_cpu_plan_path(device, idx, dtype):
 
 
 # --- 3. half types ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [(2, 20, 10, 10), (1, 37, 6, 40)])
+def test_half_results_round_to_nearest_even(device, dtype, layout, shape):
+    # One tap of weight 1 + 2^-7 (exact in both types): every float32 result is exact, so ours
+    # must be that value rounded as torch rounds (to nearest even; NaN stays NaN), bit for bit
+    # (the vector conversions of the channel tiles and row passes, masked channel tails).
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(*shape, generator=g).to(dtype)
+    x[0, 0, 0, :3] = float("nan")
+    w = torch.zeros(shape[1], 1, 3, 3)
+    w[:, :, 1, 1] = 1 + 2 ** -7
+    w = w.to(dtype)
+    exact = F.conv2d(x.float(), w.float(), None, 1, 1, 1, shape[1])
+    ours = atrous.depthwise_conv2d(in_layout(x.to(device), layout), w.to(device), None, 1, 1, 1)
+    want = exact.to(dtype)
+    assert torch.equal(ours.cpu().isnan(), want.isnan())
+    assert torch.equal(ours.cpu().nan_to_num(), want.nan_to_num())
+
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

@@ -187,19 +187,40 @@ struct Cast {
       return v;
     }
   }
+  // The first m (< W) lanes, the others zero. The half types go through a zeroed buffer: one
+  // short copy and one vector conversion (lane-by-lane code, unrolled in every kernel that
+  // inlines it, multiplied their compile time).
   static inline vec load_first(const scalar_t* p, int64_t m) {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       return S::load_first(p, m);
     } else {
-      vec v = vec{};
-      for (int64_t i = 0; i < m; ++i) v[i] = static_cast<acc_t>(p[i]);
-      return v;
+      scalar_t buf[W];
+      std::memset(static_cast<void*>(buf), 0, sizeof(buf));
+      std::memcpy(static_cast<void*>(buf), p, sizeof(scalar_t) * m);
+      return load(buf);
     }
   }
+  // Rounds to nearest even as c10's conversions do (a NaN stays a NaN: bfloat16's 0x7FC0).
   static inline void store(scalar_t* p, vec v) {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       S::store(p, v);
+    } else if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && std::is_same_v<acc_t, float>) {
+      using u16 = typename VecOf<uint16_t, W>::type;
+      using u32 = typename VecOf<uint32_t, W>::type;
+      u32 bits;
+      __builtin_memcpy(&bits, &v, sizeof(bits));
+      const u32 rounded = (bits + (((bits >> 16) & 1u) + 0x7FFFu)) >> 16;
+      const u32 out = v != v ? 0x7FC0u - u32{} : rounded;
+      const u16 h = __builtin_convertvector(out, u16);
+      __builtin_memcpy(p, &h, sizeof(h));
     } else {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                            _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        return;
+      }
+#endif
       for (int i = 0; i < W; ++i) p[i] = static_cast<scalar_t>(v[i]);
     }
   }
@@ -207,7 +228,9 @@ struct Cast {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       S::store_first(p, v, m);
     } else {
-      for (int64_t i = 0; i < m; ++i) p[i] = static_cast<scalar_t>(v[i]);
+      scalar_t buf[W];
+      store(buf, v);
+      std::memcpy(static_cast<void*>(p), buf, sizeof(scalar_t) * m);
     }
   }
 };

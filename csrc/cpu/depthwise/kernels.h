@@ -46,6 +46,8 @@ template <typename scalar_t>
 void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
                        scalar_t* out);
 template <typename scalar_t>
+void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw);
+template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
 template <typename scalar_t>
 void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw,

@@ -319,9 +319,11 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           int64_t kh_lo, kh_hi;
           valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
-          weight_row<decltype(KW)::value, decltype(SW)::value>(
-              acc, gtile + (oh - oh0) * p.out_w * L, tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L,
-              row_step, p.out_w, kh_lo, kh_hi);
+          const WeightIO<acc_t, acc_t> io{
+              gtile + (oh - oh0) * p.out_w * L, L,
+              tile + (((oh - oh0) * p.stride_h + kh_lo * p.dil_h) * plan.tile_cols + p.pad_w) * L, L, row_step,
+              acc + kh_lo * p.kernel_w * L, kh_hi - kh_lo, L};
+          weight_row<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w);
         }
       });
     });

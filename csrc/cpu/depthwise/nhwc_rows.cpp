@@ -61,8 +61,62 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
   });
 }
 
-#define ATROUS_NHWC_ROWS(T) \
-  template void forward_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, const T*, T*);
+// The weight gradient: a task sums its band of output rows of one image over every channel block
+// into its own [block][tap][L] sums; the tasks' sums are then added in task order (images, then
+// bands), a fixed order whatever the number of threads.
+template <typename scalar_t>
+void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw) {
+  using acc_t = acc_type_t<scalar_t>;
+  constexpr int L = Simd<acc_t>::kLanes;
+  const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;
+  const int64_t blocks = ceil_div(C, L), tail = C % L;
+  const int64_t bands = split_rows(p.batch, p.out_h), rows_per = ceil_div(p.out_h, bands);
+  const int64_t tasks = p.batch * bands, per_task = blocks * taps * L;
+  std::vector<acc_t> partial(tasks * per_task, acc_t(0));
+  const int64_t row_step = p.dil_h * p.in_w * C;
+  with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value;
+    at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / bands, oh0 = (task % bands) * rows_per;
+        acc_t* sums = partial.data() + task * per_task;
+        for (int64_t oh = oh0; oh < std::min(p.out_h, oh0 + rows_per); ++oh) {
+          int64_t kh_lo, kh_hi;
+          valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
+          if (kh_lo >= kh_hi) continue;
+          const int64_t ih = oh * p.stride_h - p.pad_h + kh_lo * p.dil_h;
+          const scalar_t* x = in + ((n * p.in_h + ih) * p.in_w) * C;
+          const scalar_t* g = go + ((n * p.out_h + oh) * p.out_w) * C;
+          for (int64_t blk = 0; blk < blocks; ++blk) {
+            const WeightIO<scalar_t, acc_t> io{g + blk * L, C, x + blk * L, C, row_step,
+                                               sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
+                                               std::min<int64_t>(L, C - blk * L)};
+            if (tail && blk == blocks - 1) {
+              weight_row<kKW, kSW, true>(io, p.out_w);
+            } else {
+              weight_row<kKW, kSW, false>(io, p.out_w);
+            }
+          }
+        }
+      }
+    });
+  });
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        auto sum = Simd<acc_t>::broadcast(0);
+        for (int64_t task = 0; task < tasks; ++task)
+          sum += Simd<acc_t>::load(partial.data() + task * per_task + (blk * taps + tap) * L);
+        for (int64_t j = 0; j < std::min<int64_t>(L, C - blk * L); ++j)
+          gw[(blk * L + j) * taps + tap] = static_cast<scalar_t>(sum[j]);
+      }
+    }
+  });
+}
+
+#define ATROUS_NHWC_ROWS(T)                                                                      \
+  template void forward_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, const T*, T*); \
+  template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, T*);
 ATROUS_NHWC_ROWS(float)
 ATROUS_NHWC_ROWS(double)
 ATROUS_NHWC_ROWS(c10::Half)

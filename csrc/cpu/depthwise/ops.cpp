@@ -98,6 +98,10 @@ void grad_params(const DepthwiseBackwardWeightSetup& s, const DwBackwardWeightPl
       case DwBackwardWeight::kNchwRows:
         backward_weight_nchw(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
         break;
+      case DwBackwardWeight::kNhwcRows:
+        backward_weight_nhwc_rows(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
+        if (gb.defined()) backward_bias_nhwc(s.p, go, mptr<scalar_t>(gb));
+        break;
       case DwBackwardWeight::kNhwc:
         backward_weight_nhwc(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
         break;

@@ -134,7 +134,9 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
 DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size) {
   DwBackwardWeightPlan plan;
   DepthwiseParams flipped;
-  if (p.layout == Layout::kNHWC) {
+  if (p.layout == Layout::kNHWC && p.mult == 1 && row_shape(p)) {
+    plan.path = DwBackwardWeight::kNhwcRows;
+  } else if (p.layout == Layout::kNHWC) {
     plan.path = DwBackwardWeight::kNhwc;
     plan.fuse_with_input = flipped_forward_params(p, &flipped);
   } else if (channel_tiles_fit(p)) {
@@ -182,6 +184,7 @@ std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
   switch (bw.path) {
     case DwBackwardWeight::kNchwChannelTiles: s += bw.tiles.rows ? "nchw_channel_tiles(rows)" : "nchw_channel_tiles"; break;
     case DwBackwardWeight::kNchwRows: s += "nchw_rows"; break;
+    case DwBackwardWeight::kNhwcRows: s += "nhwc_rows"; break;
     case DwBackwardWeight::kNhwc: s += bw.fuse_with_input ? "nhwc+input" : "nhwc"; break;
   }
   return s;

@@ -30,6 +30,7 @@ enum class DwBackwardInput {
 enum class DwBackwardWeight {
   kNchwChannelTiles,  // NCHW small planes: per-task sums in lanes of channels, reduced in order
   kNchwRows,          // NCHW: vectors along rows, per-plane sums reduced in order
+  kNhwcRows,          // channels_last, m = 1, "same" 3/5/7 kernels: row passes, per-task sums
   kNhwc,              // channels_last: vectors across channels, row chunks reduced in order
 };
 

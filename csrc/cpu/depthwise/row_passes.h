@@ -92,27 +92,47 @@ inline bool with_narrow_width(int64_t out_w, F&& f) {
   }
 }
 
-// The weight gradient's sums of one pass (acc_t tiles only: g and x of stride L): for each tap
-// (kh, kw), kh in [kh_lo, kh_hi), acc[(kh * KW + kw) * L] += the sum over the pass's columns whose
-// tap reads inside the input of g[col] * x, in two chains (even and odd columns) added at the end.
-template <int KW, int SW, int N, int EDGE, typename acc_t>
-inline void weight_pass(acc_t* __restrict acc, const acc_t* __restrict g, const acc_t* __restrict x,
-                        int64_t row_step, int64_t base, int64_t kh_lo, int64_t kh_hi) {
+// The weight gradient's operands for row passes: g at output column 0 of the row (g_ps apart), x
+// at input column 0 of its first kernel row (x_ps apart, row_step to the next kernel row), acc
+// the sums of that kernel row's taps ([kh][kw][L] from it), `rows` kernel rows.
+template <typename src_t, typename acc_t>
+struct WeightIO {
+  const src_t* g;
+  int64_t g_ps;
+  const src_t* x;
+  int64_t x_ps, row_step;
+  acc_t* acc;
+  int64_t rows, lanes;
+};
+
+// For each tap (kh, kw) of the io's rows, acc[(kh * KW + kw) * L] += the sum over the pass's
+// columns whose tap reads inside the input of g[col] * x, in two chains (even and odd columns)
+// added at the end: a fixed order. The pass's gradients stay in registers across all taps.
+template <int KW, int SW, int N, int EDGE, bool MASK, typename src_t, typename acc_t>
+inline void weight_pass(const WeightIO<src_t, acc_t>& io, int64_t base) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
+  using Cin = Cast<src_t, acc_t>;
   constexpr int L = S::kLanes;
   using R = PassShape<KW, SW, N, EDGE>;
   V gv[N];
-  for (int q = 0; q < N; ++q) gv[q] = S::load(g + (base + q) * L);
-  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
-    const int64_t x0 = kh * row_step + (base * SW - R::P) * L;
+  for (int q = 0; q < N; ++q) {
+    const src_t* gp = io.g + (base + q) * io.g_ps;
+    gv[q] = MASK ? Cin::load_first(gp, io.lanes) : Cin::load(gp);
+  }
+  for (int64_t kh = 0; kh < io.rows; ++kh) {
+    const int64_t x0 = kh * io.row_step + (base * SW - R::P) * io.x_ps;  // may lie before the row
 #pragma GCC unroll 8
     for (int kw = 0; kw < KW; ++kw) {
       V a[2] = {V{}, V{}};
 #pragma GCC unroll 16
-      for (int q = 0; q < N; ++q)
-        if (R::valid(q, kw)) a[q & 1] += gv[q] * S::load(x + (x0 + (q * SW + kw) * L));
-      acc_t* dst = acc + (kh * KW + kw) * L;
+      for (int q = 0; q < N; ++q) {
+        if (R::valid(q, kw)) {
+          const src_t* px = io.x + (x0 + (q * SW + kw) * io.x_ps);
+          a[q & 1] += gv[q] * (MASK ? Cin::load_first(px, io.lanes) : Cin::load(px));
+        }
+      }
+      acc_t* dst = io.acc + (kh * KW + kw) * L;
       S::store(dst, S::load(dst) + (a[0] + a[1]));
     }
   }
@@ -153,11 +173,10 @@ inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
 }
 
 // The weight gradient's sums of a whole row (see weight_pass).
-template <int KW, int SW, typename acc_t>
-inline void weight_row(acc_t* acc, const acc_t* g, const acc_t* x, int64_t row_step, int64_t out_w, int64_t kh_lo,
-                       int64_t kh_hi) {
+template <int KW, int SW, bool MASK, typename src_t, typename acc_t>
+inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
   row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
-    weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value>(acc, g, x, row_step, c, kh_lo, kh_hi);
+    weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
   });
 }
 
