@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
 PY := $(VENV)/bin/python
 # torch's cpp_extension would guess CUDA_HOME from nvcc's path; point it at the toolkit instead.
 ifneq ($(wildcard /usr/local/cuda/bin/nvcc),)
@@ -14,15 +15,17 @@ export MAX_JOBS ?= 2
 
 all: test
 
-$(VENV)/.ready-$(TORCH_VERSION):
+$(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" numpy ninja "setuptools>=64" wheel \
 		pytest hypothesis expecttest
+	# torchvision's networks give the depthwise layers of the network benchmark and its test.
+	$(PY) -m pip install --quiet --no-deps "torchvision==$(TORCHVISION_VERSION)" && $(PY) -m pip install --quiet pillow
 	rm -f $(VENV)/.ready-*
 	touch $@
 
-venv: $(VENV)/.ready-$(TORCH_VERSION)
+venv: $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)
 
 build: venv
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
@@ -33,6 +36,7 @@ test: build
 
 bench: build
 	$(PY) benchmarks/bench_depthwise.py
+	$(PY) benchmarks/bench_depthwise.py --networks
 	$(PY) benchmarks/bench_max_unpool.py
 	$(PY) benchmarks/bench_max_pool.py
 
