@@ -551,6 +551,12 @@ def test_huge_stride_and_dilation(device):
         ops.depthwise_conv2d(x, w, None, [0, 1], [0, 0, 0, 0], [1, 1])
     with pytest.raises(RuntimeError, match="dilated kernel"):
         ops.depthwise_conv2d(x, w, None, [1, 1], [0, 0, 0, 0], [big, 1])
+    # Dilation and padding far past a small plane: every tap but the centre's in the padding (the
+    # planner keeps such windows off the channel tiles, whose tile would span the padding).
+    huge = 2**20
+    out = atrous.depthwise_conv2d(x, w, None, 1, huge, huge)
+    torch.testing.assert_close(out, x * w[:, :, 1, 1].reshape(1, 2, 1, 1))
+    assert "channel_tiles" not in ops._depthwise_conv2d_cpu_plan(x.cpu(), w.cpu(), [1, 1], [huge] * 4, [huge] * 2)
     # And the next valid call still works.
     torch.testing.assert_close(atrous.depthwise_conv2d(x, w, None, 1, 1, 1), reference(x, w, None, 1, 1, 1))
 

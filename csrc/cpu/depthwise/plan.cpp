@@ -27,8 +27,12 @@ int64_t tile_rows_for(const DepthwiseParams& p, int64_t out_rows) {
   return (out_rows - 1) * p.stride_h + (p.kernel_h - 1) * p.dil_h + 1;
 }
 
+// NCHW rows of up to kTileMaxOutW outputs, and windows whose dilated span stays within a few
+// times the plane (a tile holds the whole padded span: dilations far past the input would make it
+// huge, and the prepared rows handle those in bounded buffers).
 bool channel_tiles_fit(const DepthwiseParams& p) {
-  return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW;
+  return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW &&
+         (p.kernel_w - 1) * p.dil_w <= 2 * p.in_w + 16 && (p.kernel_h - 1) * p.dil_h <= 2 * p.in_h + 16;
 }
 
 // Whether row_passes.h has whole-row kernels for this geometry.
