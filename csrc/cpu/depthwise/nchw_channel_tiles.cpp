@@ -161,15 +161,6 @@ struct ChannelTileTask {
   }
 };
 
-// The weight [Co][taps] as [block][tap][L] in acc_t, lanes past Co zero.
-template <typename acc_t, int L, typename scalar_t>
-std::vector<acc_t> blocked_weight(const scalar_t* weight, int64_t Co, int64_t taps, int64_t blocks) {
-  std::vector<acc_t> w(blocks * taps * L, acc_t(0));
-  for (int64_t co = 0; co < Co; ++co)
-    for (int64_t t = 0; t < taps; ++t) w[((co / L) * taps + t) * L + co % L] = static_cast<acc_t>(weight[co * taps + t]);
-  return w;
-}
-
 }  // namespace
 
 template <typename scalar_t>
@@ -180,10 +171,8 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   constexpr int L = Task::L;
   const Task task(p, plan);
   const int64_t taps = p.kernel_h * p.kernel_w;
-  const auto w = blocked_weight<acc_t, L>(weight, p.out_channels, taps, plan.blocks);
-  std::vector<acc_t> b(plan.blocks * L, acc_t(0));
-  if (bias)
-    for (int64_t co = 0; co < p.out_channels; ++co) b[co] = static_cast<acc_t>(bias[co]);
+  const auto w = blocked_weight<acc_t, L>(weight, p.out_channels, taps);
+  const auto b = blocked_weight<acc_t, L>(bias, p.out_channels, 1);
   // Each task: its tile, its band's outputs into obuf by compute(obuf, tile, oh0, oh1, weights,
   // bias), then obuf into the output planes.
   auto run = [&](bool zero_padding, auto&& compute) {
@@ -237,7 +226,7 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
   constexpr int L = Task::L;
   const Task task(p, plan);
   const int64_t taps = p.kernel_h * p.kernel_w;
-  const auto w = blocked_weight<acc_t, L>(weight, p.out_channels, taps, plan.blocks);
+  const auto w = blocked_weight<acc_t, L>(weight, p.out_channels, taps);
   // Column taps: for input column iw, entries [col_start[iw], col_start[iw + 1]) of (kw, ow).
   std::vector<int64_t> col_start(p.in_w + 1, 0), col_kw, col_ow;
   for (int64_t iw = 0; iw < p.in_w; ++iw) {

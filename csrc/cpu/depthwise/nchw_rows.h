@@ -91,8 +91,7 @@ inline TapRows backward_taps(int64_t n_round, int64_t kW, int64_t d) {
   return t;
 }
 
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-#define ATROUS_HAS_SHUFFLEVECTOR 1
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR  // simd.h
 // The first (HIGH: second) half of v's lanes, each followed by a zero.
 template <bool HIGH, typename V, size_t... I>
 inline V interleave_zeros_impl(V v, std::index_sequence<I...>) {
@@ -121,7 +120,7 @@ void prepare_backward_row(const TapRows& t, acc_t* dst, const scalar_t* g, int64
     acc_t* __restrict row = dst + shift;
     if (s == 2) {
       int64_t o = lo;
-#ifdef ATROUS_HAS_SHUFFLEVECTOR
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
       if constexpr (std::is_same_v<scalar_t, acc_t>) {  // vectors of g interleaved with zeros
         using S = Simd<acc_t>;
         for (; o + S::kLanes <= hi; o += S::kLanes) {

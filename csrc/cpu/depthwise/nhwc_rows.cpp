@@ -22,11 +22,7 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;  // m = 1: C input channels too
   const int64_t blocks = ceil_div(C, L), tail = C % L;
-  std::vector<acc_t> w(blocks * taps * L, acc_t(0)), b(blocks * L, acc_t(0));
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t t = 0; t < taps; ++t) w[((c / L) * taps + t) * L + c % L] = static_cast<acc_t>(weight[c * taps + t]);
-    if (bias) b[c] = static_cast<acc_t>(bias[c]);
-  }
+  const auto w = blocked_weight<acc_t, L>(weight, C, taps), b = blocked_weight<acc_t, L>(bias, C, 1);
   // Output rows as tasks; with few rows, also groups of channel blocks.
   const int64_t rows = p.batch * p.out_h;
   const int64_t groups = std::min(blocks, std::max<int64_t>(1, ceil_div(64, rows)));
