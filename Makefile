@@ -31,8 +31,18 @@ build: venv
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
 	$(PY) -c "import atrous, json; print('atrous build:', json.dumps(atrous.build_info()))"
 
+# The CPU tests run under the capability in use (the best this CPU runs) and again, their fast
+# cases, under each other one it runs (ATROUS_CPU_CAPABILITY; csrc/cpu/capability.h).
+CAPABILITY_TESTS := tests/test_depthwise.py tests/test_max_pool.py tests/test_max_unpool.py \
+	tests/test_cpu_capability.py tests/test_depthwise_networks.py
+
 test: build
 	$(PY) -m pytest -q tests
+	@for cap in $$($(PY) -c "import atrous; i = atrous.build_info(); \
+		print(' '.join(c for c in i['cpu_capabilities_supported'] if c != i['cpu_capability']))"); do \
+		echo "== CPU tests under ATROUS_CPU_CAPABILITY=$$cap"; \
+		ATROUS_CPU_CAPABILITY=$$cap $(PY) -m pytest -q -m "not slow" $(CAPABILITY_TESTS) || exit 1; \
+	done
 
 bench: build
 	$(PY) benchmarks/bench_depthwise.py

@@ -7,12 +7,18 @@ Environment variables:
   CUDA_HOME               the CUDA toolkit; defaults to /usr/local/cuda, else nvcc's real location.
   TORCH_CUDA_ARCH_LIST    GPU architectures, e.g. "9.0" or "8.0;9.0+PTX"; defaults to the visible
                           GPUs, or with none visible to the architectures this torch was built for.
-  ATROUS_CPU_ARCH         -march for the CPU kernels (default "native": the build machine's
-                          vector units); "none" leaves the compiler's default.
+  ATROUS_CPU_ARCH         unset (the default): a portable build. On x86-64 the CPU kernels are
+                          compiled twice, for "avx2" (AVX2, FMA, F16C) and "avx512", and the best
+                          one this CPU runs is chosen at run time (csrc/cpu/capability.h;
+                          ATROUS_CPU_CAPABILITY forces a lower one); other targets have one.
+                          Set to a -march value (e.g. "native") to build everything for that
+                          target only, as one "default" capability: for a build used on the
+                          building machine alone.
   MAX_JOBS                parallel compile jobs.
 """
 
 import os
+import platform
 import shutil
 import sys
 
@@ -89,6 +95,55 @@ def _sources(*dirs, exts=(".cpp",)):
     return out
 
 
+# The CPU capabilities of a portable x86-64 build and their compiler flags (csrc/cpu/capability.h
+# checks the same features at run time before it picks one).
+_AVX2 = ["-mavx2", "-mfma", "-mf16c"]
+_X86_CAPABILITIES = [
+    ("avx2", _AVX2),
+    ("avx512", _AVX2 + ["-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq", "-mavx512vl"]),
+]
+
+
+def _cpu_sources():
+    """(host files, kernel files) of csrc/cpu: the kernel files, compiled once per capability, are
+    every .cpp under csrc/cpu/<op>/ but the host's ops.cpp and plan.cpp."""
+    host, kernels = [], []
+    for path in _sources("csrc/cpu"):
+        parts = os.path.relpath(path, "csrc/cpu").split(os.sep)
+        is_host = len(parts) == 1 or parts[-1] in ("ops.cpp", "plan.cpp")
+        (host if is_host else kernels).append(path)
+    return host, kernels
+
+
+def _cpu_builds():
+    """([(capability, extra flags)] to compile the kernel files for, flags for every file, macros)."""
+    march = os.environ.get("ATROUS_CPU_ARCH", "").strip()
+    if march and march != "none":
+        return [("base", [])], [f"-march={march}"], [("ATROUS_CPU_ARCH", f'"{march}"')]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return _X86_CAPABILITIES, [], [("ATROUS_CPU_MULTI_ISA", "1")]
+    return [("base", [])], [], []
+
+
+class _BuildExt(BuildExtension):
+    """torch's BuildExtension, which also compiles the CPU kernel files once per capability (each
+    with its flags and ATROUS_CPU_CAPABILITY) and links those objects into the extension."""
+
+    def build_extension(self, ext):
+        objects = []
+        for name, flags in ext.atrous_kernel_builds:
+            # -Wno-psabi: 64-byte vectors passed between inlined helpers of one file, never
+            # across a capability's boundary (the tables hold plain function pointers).
+            cxx = list(ext.extra_compile_args["cxx"]) + flags + ["-Wno-psabi"]
+            objects += self.compiler.compile(
+                ext.atrous_kernel_sources, output_dir=os.path.join(self.build_temp, "cpu-" + name),
+                macros=ext.define_macros + [("ATROUS_CPU_CAPABILITY", name)],
+                include_dirs=ext.include_dirs, debug=self.debug,
+                extra_postargs={"cxx": cxx, "nvcc": []}, depends=ext.depends)
+        ext.extra_objects = [o for o in ext.extra_objects if o not in objects] + objects
+        super().build_extension(ext)
+
+
 def _extension():
     with_cuda = _want_cuda()
     # No -std flag: torch's BuildExtension adds the C++ standard this torch was built with (C++20
@@ -97,24 +152,28 @@ def _extension():
     # backend); libgomp resolves to the copy torch has already loaded.
     cxx = ["-O3", "-fno-math-errno", "-fopenmp"]
     link = ["-fopenmp"]
-    march = os.environ.get("ATROUS_CPU_ARCH", "native").strip()
-    if march and march != "none":
-        cxx.append(f"-march={march}")
-    macros = [("ATROUS_VERSION", f'"{VERSION}"')]
-    sources = ["csrc/registration.cpp", "csrc/python_module.cpp"] + _sources("csrc/cpu")
+    builds, all_flags, cpu_macros = _cpu_builds()
+    cxx += all_flags
+    macros = [("ATROUS_VERSION", f'"{VERSION}"')] + cpu_macros
+    host, kernels = _cpu_sources()
+    sources = ["csrc/registration.cpp", "csrc/python_module.cpp"] + host
     if not with_cuda:
-        return CppExtension("atrous._C", sources, define_macros=macros,
-                            extra_compile_args={"cxx": cxx}, extra_link_args=link,
-                            include_dirs=[os.path.join(ROOT, "csrc")])
+        ext = CppExtension("atrous._C", sources, define_macros=macros,
+                           extra_compile_args={"cxx": cxx}, extra_link_args=link,
+                           include_dirs=[os.path.join(ROOT, "csrc")])
+        ext.atrous_kernel_builds, ext.atrous_kernel_sources = builds, kernels
+        return ext
     archs = _arch_list()
     cuda_version = torch.version.cuda.replace(".", "")
     macros += [("ATROUS_WITH_CUDA", None), ("ATROUS_CUDA_ARCH_LIST", f'"{archs}"'),
                ("ATROUS_CUDA_VERSION", cuda_version)]
     sources += _sources("csrc/cuda", exts=(".cpp", ".cu"))
     nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
-    return CUDAExtension("atrous._C", sources, define_macros=macros,
-                         extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
-                         include_dirs=[os.path.join(ROOT, "csrc")])
+    ext = CUDAExtension("atrous._C", sources, define_macros=macros,
+                        extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link,
+                        include_dirs=[os.path.join(ROOT, "csrc")])
+    ext.atrous_kernel_builds, ext.atrous_kernel_sources = builds, kernels
+    return ext
 
 
 setup(
@@ -124,7 +183,7 @@ setup(
     package_dir={"": "python"},
     packages=find_packages("python"),
     ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": _BuildExt.with_options(use_ninja=True)},
     python_requires=">=3.9",
     install_requires=["torch"],
     zip_safe=False,

@@ -20,7 +20,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, copy_bandwidth, emit_comparison
+from common import Report, alternate, copy_bandwidth, cpu_name, emit_comparison
 from networks import NETWORKS
 
 import atrous
@@ -111,7 +111,7 @@ def main():
 
     for device in devices:
         dtypes = args.dtype or (["float32"] if device == "cpu" else ["float32", "bfloat16"])
-        dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+        dev_name = torch.cuda.get_device_name() if device == "cuda" else cpu_name(args.threads)
         bandwidth = copy_bandwidth(device) if device == "cuda" else None
         for dtype_name in dtypes:
             dtype = DTYPES[dtype_name]

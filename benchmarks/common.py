@@ -7,6 +7,8 @@ import statistics
 import torch
 from torch.utils.benchmark import Timer
 
+import atrous
+
 
 def measure(stmt, env, threads, min_run_time):
     """Median seconds per run of `stmt` (torch.utils.benchmark, `threads` threads). The Timer
@@ -112,9 +114,14 @@ def suite_targets(args):
     return devices, args.layout or ["contiguous", "channels_last"]
 
 
+def cpu_name(threads):
+    """The CPU as the tables name it: threads, and the atrous CPU capability in use."""
+    return f"CPU, {threads} threads, atrous kernels {atrous.build_info()['cpu_capability']}"
+
+
 def device_header(emit, device, args, title):
     """Prints a table's heading for `device` and returns its copy bandwidth (CUDA) or None."""
-    dev_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} threads"
+    dev_name = torch.cuda.get_device_name() if device == "cuda" else cpu_name(args.threads)
     bandwidth = copy_bandwidth(device) if device == "cuda" else None
     emit(f"\n### {title.format(device=f'{device} ({dev_name})')}")
     if bandwidth:

@@ -12,7 +12,7 @@ or `slower, at floor` when our forward is within 10% of the same-size copy.
 
 import torch
 import torch.nn.functional as F
-from common import alternate, same_size_copy
+from common import alternate, cpu_name, same_size_copy
 from networks import NETWORKS, unique_layers
 
 import atrous
@@ -73,7 +73,7 @@ def run_config(emit, config, device, dtype_name, layout, args, networks):
     name, batch, size, directions = config
     dtype = getattr(torch, dtype_name)
     layers = unique_layers(networks, batch, size)
-    emit(f"\n#### {name}, {layout}, {dtype_name}, {args.threads} thread(s)\n")
+    emit(f"\n#### {name}, {layout}, {dtype_name}, {cpu_name(args.threads)}\n")
     cols = ["layer (N, C, H, W) kernel", "used by"]
     for direction in directions:
         cols += [f"{direction} torch ms", "ours ms", "ratio"]

@@ -15,12 +15,18 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include "cpu/capability.h"
 
 #ifndef ATROUS_VERSION
 #define ATROUS_VERSION "0.0.0+unknown"
 #endif
 #ifndef ATROUS_CUDA_ARCH_LIST
 #define ATROUS_CUDA_ARCH_LIST ""
+#endif
+#ifndef ATROUS_CPU_ARCH
+#define ATROUS_CPU_ARCH ""
 #endif
 
 #define ATROUS_STR2(x) #x
@@ -29,7 +35,14 @@
 namespace atrous {
 namespace {
 
-// key=value lines, parsed by atrous.build_info().
+std::string capability_names(const std::vector<cpu::Capability>& caps) {
+  std::string s;
+  for (cpu::Capability c : caps) s += (s.empty() ? "" : ",") + std::string(cpu::capability_name(c));
+  return s;
+}
+
+// key=value lines, parsed by atrous.build_info(). Raises if $ATROUS_CPU_CAPABILITY asks for a
+// capability that cannot be used (cpu/capability.h).
 std::string build_info() {
   std::ostringstream s;
   s << "version=" << ATROUS_VERSION << "\n";
@@ -44,6 +57,10 @@ std::string build_info() {
   s << "cuda_version=\n";
   s << "cuda_arch_list=\n";
 #endif
+  s << "cpu_capabilities=" << capability_names(cpu::built_capabilities()) << "\n";
+  s << "cpu_capabilities_supported=" << capability_names(cpu::supported_capabilities()) << "\n";
+  s << "cpu_capability=" << cpu::capability_name(cpu::active_capability()) << "\n";
+  s << "cpu_arch=" << ATROUS_CPU_ARCH << "\n";
 #if defined(__clang__)
   s << "compiler=clang " << __clang_version__ << "\n";
 #elif defined(__GNUC__)
@@ -52,6 +69,14 @@ std::string build_info() {
   s << "compiler=unknown\n";
 #endif
   return s.str();
+}
+
+std::string choose_cpu_capability(const std::string& requested, const std::vector<std::string>& supported) {
+  std::vector<cpu::Capability> caps;
+  for (const std::string& name : supported)
+    for (cpu::Capability c : cpu::built_capabilities())
+      if (name == cpu::capability_name(c)) caps.push_back(c);
+  return cpu::capability_name(cpu::choose_capability(requested, caps));
 }
 
 // Under autocast the depthwise convolution runs in the autocast dtype, as F.conv2d does (conv2d is
@@ -109,6 +134,9 @@ TORCH_LIBRARY(atrous, m) {
       "_max_pool2d_cpu_plan(Tensor input, int[2] kernel_size, int[2] stride, int[2] padding, "
       "int[2] dilation, bool ceil_mode) -> str");
   m.def("_build_info() -> str", &build_info);
+  // The CPU capability that `requested` (empty: the best) gives on a CPU that runs `supported`,
+  // or the error ATROUS_CPU_CAPABILITY=requested raises there (cpu/capability.h; for tests).
+  m.def("_choose_cpu_capability(str requested, str[] supported) -> str", &choose_cpu_capability);
 }
 
 TORCH_LIBRARY_IMPL(atrous, AutocastCPU, m) {

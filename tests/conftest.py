@@ -14,4 +14,5 @@ def device(request):
 def pytest_report_header(config):
     info = atrous.build_info()
     return (f"atrous {info['version']} (torch {info['torch_version']}, cuda kernels: {info['cuda']}, "
-            f"archs: {info['cuda_arch_list']}); devices under test: {DEVICES}")
+            f"archs: {info['cuda_arch_list']}); CPU kernels: {info['cpu_capability']} of "
+            f"{info['cpu_capabilities']}; devices under test: {DEVICES}")

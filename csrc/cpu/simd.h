@@ -4,6 +4,8 @@
 // types are computed in float).
 #pragma once
 
+#include "kernel_namespace.h"
+
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
@@ -12,11 +14,13 @@
 #include <type_traits>
 #include <utility>
 
-#if defined(__AVX512F__)
+#include "../common/macros.h"  // ATROUS_HAVE_SHUFFLEVECTOR
+
+#if defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
-namespace atrous {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // float for float and the half types, double for double.
 template <typename T>
@@ -65,10 +69,6 @@ struct Simd {
   // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
   static inline vec broadcast(T x) { return x - vec{}; }
 };
-
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-#define ATROUS_HAVE_SHUFFLEVECTOR 1  // __builtin_shufflevector with constant lane lists
-#endif
 
 // A vector of N lanes of T (a typedef whose lane type does not depend on the enclosing template
 // loses its vector_size in GCC, so every such vector goes through this).
@@ -156,6 +156,58 @@ struct IntLanes {
   }
 };
 
+// IEEE half <-> float in vectors of W lanes, for targets without a conversion instruction: the
+// bit-level algorithms of c10's fp16_ieee_to_fp32_value (exact) and fp16_ieee_from_fp32_value
+// (rounding to nearest even; every NaN becomes 0x7E00), applied to all lanes at once instead of
+// one lane at a time.
+template <int W>
+inline typename VecOf<float, W>::type half_to_float(typename VecOf<uint16_t, W>::type h) {
+  using u32 = typename VecOf<uint32_t, W>::type;
+  using f32 = typename VecOf<float, W>::type;
+  const u32 w = __builtin_convertvector(h, u32) << 16;
+  const u32 sign = w & 0x80000000u;
+  const u32 two_w = w + w;
+  const u32 normal_bits = (two_w >> 4) + (0xE0u << 23);
+  f32 normal, denormal;
+  __builtin_memcpy(&normal, &normal_bits, sizeof(normal));
+  normal *= 0x1.0p-112f;
+  const u32 denormal_bits = (two_w >> 17) | (126u << 23);
+  __builtin_memcpy(&denormal, &denormal_bits, sizeof(denormal));
+  denormal -= 0.5f;
+  u32 nb, db;
+  __builtin_memcpy(&nb, &normal, sizeof(nb));
+  __builtin_memcpy(&db, &denormal, sizeof(db));
+  const u32 bits = sign | (two_w < (1u << 27) ? db : nb);
+  f32 out;
+  __builtin_memcpy(&out, &bits, sizeof(out));
+  return out;
+}
+
+template <int W>
+inline typename VecOf<uint16_t, W>::type float_to_half(typename VecOf<float, W>::type f) {
+  using u32 = typename VecOf<uint32_t, W>::type;
+  using f32 = typename VecOf<float, W>::type;
+  u32 w;
+  __builtin_memcpy(&w, &f, sizeof(w));
+  const u32 abs_bits = w & 0x7FFFFFFFu;
+  f32 base;
+  __builtin_memcpy(&base, &abs_bits, sizeof(base));
+  base = (base * 0x1.0p+112f) * 0x1.0p-110f;
+  const u32 shl1_w = w + w;
+  const u32 sign = w & 0x80000000u;
+  u32 bias = shl1_w & 0xFF000000u;
+  bias = bias < 0x71000000u ? 0x71000000u - u32{} : bias;
+  const u32 scale_bits = (bias >> 1) + 0x07800000u;
+  f32 scale;
+  __builtin_memcpy(&scale, &scale_bits, sizeof(scale));
+  base = scale + base;
+  u32 bits;
+  __builtin_memcpy(&bits, &base, sizeof(bits));
+  const u32 nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  const u32 out = (sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u - u32{} : nonsign);
+  return __builtin_convertvector(out, typename VecOf<uint16_t, W>::type);
+}
+
 // Lanes of scalar_t in memory as Simd<acc_t> vectors: a plain load or store for float and double;
 // the half types convert (exactly, on the way in; rounding to nearest, on the way out).
 template <typename scalar_t, typename acc_t = acc_type_t<scalar_t>>
@@ -181,8 +233,23 @@ struct Cast {
         return reinterpret_cast<vec>(
             _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
       }
+#elif defined(__F16C__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
+        const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+        vec v;
+        __builtin_memcpy(&v, &lo, sizeof(lo));
+        __builtin_memcpy(reinterpret_cast<char*>(&v) + sizeof(lo), &hi, sizeof(hi));
+        return v;
+      }
 #endif
       vec v;
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float>) {
+        using u16 = typename VecOf<uint16_t, W>::type;
+        u16 h;
+        __builtin_memcpy(&h, p, sizeof(h));
+        return half_to_float<W>(h);
+      }
       for (int i = 0; i < W; ++i) v[i] = static_cast<acc_t>(p[i]);
       return v;
     }
@@ -220,7 +287,22 @@ struct Cast {
                             _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         return;
       }
+#elif defined(__F16C__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
+        __m256 lo, hi;
+        __builtin_memcpy(&lo, &v, sizeof(lo));
+        __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
+        constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(lo, kRound));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 8), _mm256_cvtps_ph(hi, kRound));
+        return;
+      }
 #endif
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float>) {
+        const auto h = float_to_half<W>(v);
+        __builtin_memcpy(p, &h, sizeof(h));
+        return;
+      }
       for (int i = 0; i < W; ++i) p[i] = static_cast<scalar_t>(v[i]);
     }
   }
@@ -292,4 +374,4 @@ inline void transpose_square(V (&v)[W]) {
 }
 #endif
 
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

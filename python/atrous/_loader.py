@@ -20,7 +20,11 @@ def load_library():
             f"was built against another torch than the {torch.__version__} installed now. "
             + _REBUILD
         ) from e
-    built = build_info()["torch_version"]
+    try:
+        info = build_info()
+    except RuntimeError as e:  # ATROUS_CPU_CAPABILITY asks for a capability that cannot be used
+        raise ImportError(str(e).splitlines()[0]) from e
+    built = info["torch_version"]
     have = torch.__version__.split("+")[0]
     if built != have:
         raise ImportError(
@@ -41,7 +45,10 @@ def _raw_build_info():
 def build_info():
     """What the compiled library was built with: a dict with `version`, `torch_version` (the torch
     it was built against), `cuda` (whether CUDA kernels were compiled), `cuda_version`,
-    `cuda_arch_list` and `compiler`."""
+    `cuda_arch_list`, `compiler`, and of the CPU kernels: `cpu_capabilities` (the instruction sets
+    they were compiled for, lowest first), `cpu_capabilities_supported` (those of them this CPU
+    runs), `cpu_capability` (the one in use: the best, or what ATROUS_CPU_CAPABILITY asks for) and
+    `cpu_arch` (the -march of a build for one target, ATROUS_CPU_ARCH; None for a portable one)."""
     f = _raw_build_info()
     cuda_version = f.get("cuda_version", "")
     if cuda_version and cuda_version.isdigit():
@@ -53,4 +60,8 @@ def build_info():
         "cuda_version": cuda_version or None,
         "cuda_arch_list": [a for a in f.get("cuda_arch_list", "").replace(" ", ";").split(";") if a],
         "compiler": f.get("compiler", "unknown"),
+        "cpu_capabilities": [c for c in f.get("cpu_capabilities", "").split(",") if c],
+        "cpu_capabilities_supported": [c for c in f.get("cpu_capabilities_supported", "").split(",") if c],
+        "cpu_capability": f.get("cpu_capability"),
+        "cpu_arch": f.get("cpu_arch") or None,
     }

@@ -2,8 +2,7 @@
 #include "kernels.h"
 #include "nchw_rows.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 template <int K, typename acc_t>
@@ -242,5 +241,4 @@ template void backward_bias_nchw<float>(const DepthwiseParams&, const float*, fl
 template void backward_bias_nchw<double>(const DepthwiseParams&, const double*, double*);
 template void backward_bias_nchw<c10::Half>(const DepthwiseParams&, const c10::Half*, c10::Half*);
 template void backward_bias_nchw<c10::BFloat16>(const DepthwiseParams&, const c10::BFloat16*, c10::BFloat16*);
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -3,8 +3,7 @@
 #include "kernels.h"
 #include "nhwc_forward.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight,
@@ -382,5 +381,4 @@ template void backward_bias_nhwc<float>(const DepthwiseParams&, const float*, fl
 template void backward_bias_nhwc<double>(const DepthwiseParams&, const double*, double*);
 template void backward_bias_nhwc<c10::Half>(const DepthwiseParams&, const c10::Half*, c10::Half*);
 template void backward_bias_nhwc<c10::BFloat16>(const DepthwiseParams&, const c10::BFloat16*, c10::BFloat16*);
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -10,6 +10,8 @@
 // on across output rows: narrow rows leave no short, latency-bound blocks at their ends.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -17,8 +19,7 @@
 
 #include "common.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // The taps of a kernel in a tile: tap t = kh * kW + kw reads offset[t] past an output pixel's
 // window start.
@@ -170,5 +171,4 @@ inline void tile_weight_sums(acc_t* __restrict acc, const acc_t* __restrict g, c
   }
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -2,6 +2,8 @@
 // the kernel-width dispatch and the bias gradient's summation order.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -13,8 +15,7 @@
 #include "../../common/depthwise_params.h"
 #include "../simd.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // Enough tasks for load balance over any thread count, still a fixed function of the shape.
 inline int64_t split_rows(int64_t units, int64_t rows) {
@@ -83,5 +84,4 @@ inline void valid_taps(int64_t o, int64_t s, int64_t pad, int64_t d, int64_t k, 
   if (*hi < *lo) *hi = *lo;
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

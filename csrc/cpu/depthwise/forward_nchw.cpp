@@ -3,8 +3,7 @@
 #include "kernels.h"
 #include "nchw_rows.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 // NCHW forward of whole planes with unit stride: the plane, zero-padded to a pitch of
@@ -257,5 +256,4 @@ template void forward_nchw<float>(const DepthwiseParams&, const DwForwardPlan&, 
 template void forward_nchw<double>(const DepthwiseParams&, const DwForwardPlan&, const double*, const double*, const double*, double*);
 template void forward_nchw<c10::Half>(const DepthwiseParams&, const DwForwardPlan&, const c10::Half*, const c10::Half*, const c10::Half*, c10::Half*);
 template void forward_nchw<c10::BFloat16>(const DepthwiseParams&, const DwForwardPlan&, const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*);
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

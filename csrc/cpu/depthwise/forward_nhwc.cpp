@@ -2,8 +2,7 @@
 #include "kernels.h"
 #include "nhwc_forward.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 template <typename scalar_t>
 void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight,
@@ -24,5 +23,4 @@ template void forward_nhwc<float>(const DepthwiseParams&, const float*, const fl
 template void forward_nhwc<double>(const DepthwiseParams&, const double*, const double*, const double*, double*);
 template void forward_nhwc<c10::Half>(const DepthwiseParams&, const c10::Half*, const c10::Half*, const c10::Half*, c10::Half*);
 template void forward_nhwc<c10::BFloat16>(const DepthwiseParams&, const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*);
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -4,14 +4,15 @@
 // them up); the weight is [C*m][kH][kW], bias and grad_bias [C*m] (null: none).
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
 #include "../../common/depthwise_params.h"
 #include "plan.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // NCHW, prepared rows (forward_nchw.cpp: the paths kNchwSweep, kNchwFlat, kNchwRows) and channel
 // tiles (nchw_channel_tiles.cpp).
@@ -61,5 +62,4 @@ void backward_input_weight_nhwc(const DepthwiseParams& q, const DepthwiseParams&
 template <typename scalar_t>
 void backward_bias_nhwc(const DepthwiseParams& p, const scalar_t* go, scalar_t* gb);
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

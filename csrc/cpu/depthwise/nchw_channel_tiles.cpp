@@ -14,8 +14,7 @@
 #include "kernels.h"
 #include "plan.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 // L lanes' runs of `count` (<= L) consecutive values, lane j's at src[j] (lanes past `lanes`
@@ -351,5 +350,4 @@ ATROUS_CHANNEL_TILES(c10::Half)
 ATROUS_CHANNEL_TILES(c10::BFloat16)
 #undef ATROUS_CHANNEL_TILES
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -5,10 +5,11 @@
 // vectorised.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include "common.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // ---------------------------------------------------------------------------------------------
 // NCHW
@@ -308,5 +309,4 @@ struct ChannelBiasSum {
   }
 };
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -3,10 +3,11 @@
 // outside the channel loops.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include "common.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // Channels per register block: 4 vectors.
 template <typename acc_t>
@@ -287,5 +288,4 @@ inline void chunk_pixels_s1_pair(scalar_t* __restrict out0, scalar_t* __restrict
   }
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -2,10 +2,11 @@
 // channels_last backward over chunks of grad_input rows.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include "nhwc_blocks.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // The channels_last forward: the set-up (weights blocked, bias, padded rows), then
 // drive(rows), where rows(n, oh0, oh1) computes output rows [oh0, oh1) of image n (any rows, in any
@@ -219,5 +220,4 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
   drive(compute_rows);
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -12,8 +12,7 @@
 #include "kernels.h"
 #include "row_passes.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 template <typename scalar_t>
 void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
@@ -119,5 +118,4 @@ ATROUS_NHWC_ROWS(c10::Half)
 ATROUS_NHWC_ROWS(c10::BFloat16)
 #undef ATROUS_NHWC_ROWS
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

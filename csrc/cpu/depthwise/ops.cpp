@@ -1,5 +1,6 @@
 // CPU entry points of the depthwise ops and their registration: set-up and checks
-// (csrc/common/depthwise_host.h), the plan (plan.h), then the planned kernels (kernels.h).
+// (csrc/common/depthwise_host.h), the plan (plan.h), then the planned kernels, from the table of
+// the CPU capability in use (dispatch.h).
 //
 // Every result element is produced by exactly one task in a fixed order (the weight gradient is
 // reduced over a fixed partition of the work, then in order), so results do not depend on the
@@ -14,7 +15,7 @@
 #include <tuple>
 
 #include "../../common/depthwise_host.h"
-#include "kernels.h"
+#include "dispatch.h"
 #include "plan.h"
 
 namespace atrous {
@@ -31,15 +32,22 @@ scalar_t* mptr(const at::Tensor& t) {
   return t.defined() ? t.mutable_data_ptr<scalar_t>() : nullptr;
 }
 
+// The active capability's kernels for scalar_t.
+template <typename scalar_t>
+const DepthwiseKernels<scalar_t>& kernels() {
+  return active_kDepthwiseKernels().get<scalar_t>();
+}
+
 template <typename scalar_t>
 void run_forward(const DepthwiseParams& p, const DwForwardPlan& plan, const scalar_t* in, const scalar_t* w,
                  const scalar_t* b, scalar_t* out) {
+  const auto& k = kernels<scalar_t>();
   if (plan.path == DwForward::kNhwc) {
-    forward_nhwc(p, in, w, b, out);
+    k.forward_nhwc(p, in, w, b, out);
   } else if (plan.path == DwForward::kNhwcRows) {
-    forward_nhwc_rows(p, in, w, b, out);
+    k.forward_nhwc_rows(p, in, w, b, out);
   } else {
-    forward_nchw(p, plan, in, w, b, out);
+    k.forward_nchw(p, plan, in, w, b, out);
   }
 }
 
@@ -60,6 +68,7 @@ void grad_input(const DepthwiseBackwardInputSetup& s, const DwBackwardInputPlan&
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.grad_output.scalar_type(), "atrous_dw_bwd_input", [&] {
     const scalar_t* go = cptr<scalar_t>(s.grad_output);
     scalar_t* gi = mptr<scalar_t>(s.grad_input);
+    const auto& k = kernels<scalar_t>();
     switch (plan.path) {
       case DwBackwardInput::kFlippedForward: {
         const at::Tensor flipped = s.weight.flip({2, 3}).contiguous();
@@ -67,13 +76,13 @@ void grad_input(const DepthwiseBackwardInputSetup& s, const DwBackwardInputPlan&
         break;
       }
       case DwBackwardInput::kNchwChannelTiles:
-        backward_input_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.weight), gi);
+        k.backward_input_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.weight), gi);
         break;
       case DwBackwardInput::kNchwRows:
-        backward_input_nchw(s.p, go, cptr<scalar_t>(s.weight), gi);
+        k.backward_input_nchw(s.p, go, cptr<scalar_t>(s.weight), gi);
         break;
       case DwBackwardInput::kNhwc:
-        backward_input_nhwc(s.p, go, cptr<scalar_t>(s.weight), gi);
+        k.backward_input_nhwc(s.p, go, cptr<scalar_t>(s.weight), gi);
         break;
     }
   });
@@ -86,24 +95,25 @@ void grad_params(const DepthwiseBackwardWeightSetup& s, const DwBackwardWeightPl
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.input.scalar_type(), "atrous_dw_bwd_weight", [&] {
     const scalar_t* go = cptr<scalar_t>(s.grad_output);
     const bool nhwc = s.p.layout == Layout::kNHWC;
+    const auto& k = kernels<scalar_t>();
     if (!gw.defined()) {
-      (nhwc ? &backward_bias_nhwc<scalar_t> : &backward_bias_nchw<scalar_t>)(s.p, go, mptr<scalar_t>(gb));
+      (nhwc ? k.backward_bias_nhwc : k.backward_bias_nchw)(s.p, go, mptr<scalar_t>(gb));
       return;
     }
     switch (plan.path) {
       case DwBackwardWeight::kNchwChannelTiles:
-        backward_weight_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
-        if (gb.defined()) backward_bias_nchw(s.p, go, mptr<scalar_t>(gb));
+        k.backward_weight_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
+        if (gb.defined()) k.backward_bias_nchw(s.p, go, mptr<scalar_t>(gb));
         break;
       case DwBackwardWeight::kNchwRows:
-        backward_weight_nchw(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
+        k.backward_weight_nchw(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
         break;
       case DwBackwardWeight::kNhwcRows:
-        backward_weight_nhwc_rows(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
-        if (gb.defined()) backward_bias_nhwc(s.p, go, mptr<scalar_t>(gb));
+        k.backward_weight_nhwc_rows(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
+        if (gb.defined()) k.backward_bias_nhwc(s.p, go, mptr<scalar_t>(gb));
         break;
       case DwBackwardWeight::kNhwc:
-        backward_weight_nhwc(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
+        k.backward_weight_nhwc(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
         break;
     }
   });
@@ -150,10 +160,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_cpu(
       si.p.layout == Layout::kNHWC && iplan.path == DwBackwardInput::kFlippedForward) {
     const at::Tensor flipped = si.weight.flip({2, 3}).contiguous();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_dw_bwd_fused", [&] {
-      backward_input_weight_nhwc<scalar_t>(sw.p, iplan.flipped, cptr<scalar_t>(sw.grad_output),
-                                           cptr<scalar_t>(sw.input), cptr<scalar_t>(flipped),
-                                           mptr<scalar_t>(gi), mptr<scalar_t>(gw),
-                                           mask[2] ? mptr<scalar_t>(gb) : nullptr);
+      kernels<scalar_t>().backward_input_weight_nhwc(sw.p, iplan.flipped, cptr<scalar_t>(sw.grad_output),
+                                                     cptr<scalar_t>(sw.input), cptr<scalar_t>(flipped),
+                                                     mptr<scalar_t>(gi), mptr<scalar_t>(gw),
+                                                     mask[2] ? mptr<scalar_t>(gb) : nullptr);
     });
     return {gi, gw, gb};
   }

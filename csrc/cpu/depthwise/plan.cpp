@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "row_passes.h"  // row_geometry
-
 namespace atrous {
 namespace cpu {
 
@@ -35,9 +33,14 @@ bool channel_tiles_fit(const DepthwiseParams& p) {
          (p.kernel_w - 1) * p.dil_w <= 2 * p.in_w + 16 && (p.kernel_h - 1) * p.dil_h <= 2 * p.in_h + 16;
 }
 
-// Whether row_passes.h has whole-row kernels for this geometry.
+// Whether row_passes.h has whole-row kernels for this geometry: kernel widths 3, 5, 7 at stride 1
+// or 2, undilated, padded by half the kernel, on rows of 16 outputs or more or of the narrow widths
+// the row passes take whole (5, 7, 10, 14).
 bool row_shape(const DepthwiseParams& p) {
-  return row_geometry(p.in_w, p.out_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w);
+  const int64_t w = p.out_w;
+  const bool width = w >= 16 || w == 5 || w == 7 || w == 10 || w == 14;
+  return (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) && (p.stride_w == 1 || p.stride_w == 2) &&
+         p.dil_w == 1 && 2 * p.pad_w == p.kernel_w - 1 && p.in_w == w * p.stride_w && width;
 }
 
 // Bands of `rows` rows for blocks x batch units: as few as keep the tile within kTileBytes and

@@ -12,13 +12,14 @@
 // way. MASK: the last block of channels holds `lanes` < L channels (masked loads and stores).
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include <cstdint>
 #include <type_traits>
 
 #include "../simd.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // Where a pass's pixels are: src points at input column 0 of the first kernel row; row_step
 // elements to the next kernel row, src_ps between pixels; dst at output column 0, dst_ps apart.
@@ -180,15 +181,8 @@ inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
   });
 }
 
-// Whether row_outputs serves this geometry (kernel width, stride, padding, widths).
-inline bool row_geometry(int64_t in_w, int64_t out_w, int64_t kernel_w, int64_t stride_w, int64_t pad_w,
-                         int64_t dil_w) {
-  const bool width = out_w >= 16 || out_w == 5 || out_w == 7 || out_w == 10 || out_w == 14;
-  return (kernel_w == 3 || kernel_w == 5 || kernel_w == 7) && (stride_w == 1 || stride_w == 2) && dil_w == 1 &&
-         2 * pad_w == kernel_w - 1 && in_w == out_w * stride_w && width;
-}
-
-// Calls f(integral_constant KW, integral_constant SW) for a geometry row_geometry accepts.
+// Calls f(integral_constant KW, integral_constant SW) for a geometry the plan gave row passes
+// (plan.cpp: row_shape).
 template <typename F>
 inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, F&& f) {
   auto by_sw = [&](auto KW) {
@@ -207,5 +201,4 @@ inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, F&& f) {
   }
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

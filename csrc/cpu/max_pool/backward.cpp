@@ -4,7 +4,6 @@
 // order of torch's sequential scatter-add, so float results are bitwise torch's; no zero-fill
 // pass, no atomics, and each element's result is independent of the thread count. Input rows are
 // the parallel unit.
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -13,8 +12,7 @@
 #include "../simd.h"
 #include "kernels.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 // The windows along one axis containing each input position, in increasing order: position i's
@@ -298,10 +296,8 @@ struct NhwcGather : BackwardData<scalar_t> {
 
 // Runs kernel.row(r, buffer of the kernel's buffer_size() acc_t) over the rows.
 template <typename Kernel, typename scalar_t>
-void run(const PoolParams& p, int64_t rows, int64_t grain, const at::Tensor& grad_output,
-         const at::Tensor& indices, at::Tensor& grad_input) {
-  const Kernel k(p, grad_output.const_data_ptr<scalar_t>(), indices.const_data_ptr<int64_t>(),
-                 grad_input.mutable_data_ptr<scalar_t>());
+void run(const PoolParams& p, int64_t rows, int64_t grain, const scalar_t* go, const int64_t* idx, scalar_t* gi) {
+  const Kernel k(p, go, idx, gi);
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<typename Kernel::acc_t> buf(k.buffer_size());
     for (int64_t r = begin; r < end; ++r) k.row(r, buf.data());
@@ -310,38 +306,33 @@ void run(const PoolParams& p, int64_t rows, int64_t grain, const at::Tensor& gra
 
 }  // namespace
 
-void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan,
-                            const at::Tensor& grad_output, const at::Tensor& indices,
-                            at::Tensor& grad_input) {
+template <typename scalar_t>
+void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan, const scalar_t* go, const int64_t* idx,
+                            scalar_t* gi) {
   const int64_t rows = p.batch * p.channels * p.in_h;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
-                                  "atrous_max_pool_bwd_nchw", [&] {
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
-    if (plan.backward == PoolBackward::kNchwGather2x2) {
-      run<NchwGather2x2<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
-                                             grad_input);
-      return;
-    }
+  if (plan.backward == PoolBackward::kNchwGather2x2) {
+    run<NchwGather2x2<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
+    return;
+  }
 #endif
-    if (plan.backward == PoolBackward::kNchwPhaseScatter) {
-      run<NchwPhaseScatter<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
-                                                grad_input);
-      return;
-    }
-    run<NchwRowScatter<scalar_t>, scalar_t>(p, rows, plan.backward_grain, grad_output, indices,
-                                            grad_input);
-  });
+  if (plan.backward == PoolBackward::kNchwPhaseScatter) {
+    run<NchwPhaseScatter<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
+    return;
+  }
+  run<NchwRowScatter<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
 }
 
-void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan,
-                            const at::Tensor& grad_output, const at::Tensor& indices,
-                            at::Tensor& grad_input) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
-                                  "atrous_max_pool_bwd_nhwc", [&] {
-    run<NhwcGather<scalar_t>, scalar_t>(p, p.batch * p.in_h, plan.backward_grain, grad_output,
-                                        indices, grad_input);
-  });
+template <typename scalar_t>
+void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* go, const int64_t* idx,
+                            scalar_t* gi) {
+  run<NhwcGather<scalar_t>>(p, p.batch * p.in_h, plan.backward_grain, go, idx, gi);
 }
 
-}  // namespace cpu
-}  // namespace atrous
+#define INSTANTIATE(T)                                                                                   \
+  template void max_pool_backward_nchw<T>(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*); \
+  template void max_pool_backward_nhwc<T>(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
+ATROUS_MAX_POOL_INSTANTIATE(INSTANTIATE)
+#undef INSTANTIATE
+
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -5,7 +5,6 @@
 // update a running maximum and its index lane by lane, with the same rule as the scalar scan
 // (greater, or NaN). The row's border columns use the scalar scan. Rows are the parallel unit, so
 // batch 1 spreads over every thread.
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -15,8 +14,7 @@
 #include "kernels.h"
 #include "window.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 // How the W lanes of a block read their input columns for one tap.
@@ -197,11 +195,8 @@ struct NchwRows {
 };
 
 template <typename scalar_t, bool kWithIndices>
-void run_rows(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input,
-              at::Tensor& output, at::Tensor& indices) {
-  const NchwRows<scalar_t, kWithIndices> k(
-      p, input.const_data_ptr<scalar_t>(), input.numel(), output.mutable_data_ptr<scalar_t>(),
-      kWithIndices ? indices.mutable_data_ptr<int64_t>() : nullptr);
+void run_rows(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out, int64_t* idx) {
+  const NchwRows<scalar_t, kWithIndices> k(p, in, p.batch * p.channels * p.in_h * p.in_w, out, idx);
   at::parallel_for(0, p.batch * p.channels * p.out_h, plan.forward_grain,
                    [&](int64_t begin, int64_t end) {
                      for (int64_t r = begin; r < end; ++r) k.row(r);
@@ -210,17 +205,19 @@ void run_rows(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input
 
 }  // namespace
 
-void max_pool_forward_nchw_rows(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input,
-                                at::Tensor& output, at::Tensor& indices) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "atrous_max_pool_nchw", [&] {
-    if (p.with_indices) {
-      run_rows<scalar_t, true>(p, plan, input, output, indices);
-    } else {
-      run_rows<scalar_t, false>(p, plan, input, output, indices);
-    }
-  });
+template <typename scalar_t>
+void max_pool_forward_nchw_rows(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out,
+                                int64_t* idx) {
+  if (p.with_indices) {
+    run_rows<scalar_t, true>(p, plan, in, out, idx);
+  } else {
+    run_rows<scalar_t, false>(p, plan, in, out, nullptr);
+  }
 }
 
-}  // namespace cpu
-}  // namespace atrous
+#define INSTANTIATE(T) \
+  template void max_pool_forward_nchw_rows<T>(const PoolParams&, const PoolPlan&, const T*, T*, int64_t*);
+ATROUS_MAX_POOL_INSTANTIATE(INSTANTIATE)
+#undef INSTANTIATE
+
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

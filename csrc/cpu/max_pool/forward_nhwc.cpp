@@ -3,7 +3,6 @@
 // runs torch's scan lane by lane (greater, or NaN, replaces the running maximum and its index),
 // up to four blocks at a time so that each tap's loads share one pass over the window. Output rows
 // of all images are the parallel unit, so batch 1 spreads over every thread.
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -13,8 +12,7 @@
 #include "kernels.h"
 #include "window.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
 
 template <typename scalar_t, bool kWithIndices>
@@ -107,11 +105,8 @@ struct NhwcChannels {
 };
 
 template <typename scalar_t, bool kWithIndices>
-void run_nhwc(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input,
-              at::Tensor& output, at::Tensor& indices) {
-  const NhwcChannels<scalar_t, kWithIndices> k{
-      p, input.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
-      kWithIndices ? indices.mutable_data_ptr<int64_t>() : nullptr};
+void run_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out, int64_t* idx) {
+  const NhwcChannels<scalar_t, kWithIndices> k{p, in, out, idx};
   at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) k.row(r);
   });
@@ -119,17 +114,19 @@ void run_nhwc(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input
 
 }  // namespace
 
-void max_pool_forward_nhwc(const PoolParams& p, const PoolPlan& plan, const at::Tensor& input,
-                           at::Tensor& output, at::Tensor& indices) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "atrous_max_pool_nhwc", [&] {
-    if (p.with_indices) {
-      run_nhwc<scalar_t, true>(p, plan, input, output, indices);
-    } else {
-      run_nhwc<scalar_t, false>(p, plan, input, output, indices);
-    }
-  });
+template <typename scalar_t>
+void max_pool_forward_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out,
+                           int64_t* idx) {
+  if (p.with_indices) {
+    run_nhwc<scalar_t, true>(p, plan, in, out, idx);
+  } else {
+    run_nhwc<scalar_t, false>(p, plan, in, out, nullptr);
+  }
 }
 
-}  // namespace cpu
-}  // namespace atrous
+#define INSTANTIATE(T) \
+  template void max_pool_forward_nhwc<T>(const PoolParams&, const PoolPlan&, const T*, T*, int64_t*);
+ATROUS_MAX_POOL_INSTANTIATE(INSTANTIATE)
+#undef INSTANTIATE
+
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -1,18 +1,26 @@
 // CPU entry points of the max-pool ops and their registration: set-up and checks
-// (csrc/common/pool_host.h), the plan (plan.h), then the planned kernel.
+// (csrc/common/pool_host.h), the plan (plan.h), then the planned kernel, from the table of the CPU
+// capability in use (dispatch.h).
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 #include <string>
 #include <tuple>
 
 #include "../../common/pool_host.h"
-#include "kernels.h"
+#include "dispatch.h"
 #include "plan.h"
 
 namespace atrous {
 namespace cpu {
 namespace {
+
+// The active capability's kernels for scalar_t.
+template <typename scalar_t>
+const MaxPoolKernels<scalar_t>& kernels() {
+  return active_kMaxPoolKernels().get<scalar_t>();
+}
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& input,
                                                   at::IntArrayRef kernel_size,
@@ -22,17 +30,14 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& input,
   auto s = setup_max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
   if (s.output.numel() == 0) return {s.output, s.indices};
   const PoolPlan plan = plan_max_pool(s.p, input.element_size());
-  switch (plan.forward) {
-    case PoolForward::kNchwRows:
-      max_pool_forward_nchw_rows(s.p, plan, s.input, s.output, s.indices);
-      break;
-    case PoolForward::kNhwcChannels:
-      max_pool_forward_nhwc(s.p, plan, s.input, s.output, s.indices);
-      break;
-    case PoolForward::kGeneric:
-      max_pool_forward_generic(s.p, plan, s.input, s.output, s.indices);
-      break;
-  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_max_pool", [&] {
+    const auto& k = kernels<scalar_t>();
+    const auto run = plan.forward == PoolForward::kNchwRows       ? k.forward_nchw_rows
+                     : plan.forward == PoolForward::kNhwcChannels ? k.forward_nhwc
+                                                                  : k.forward_generic;
+    run(s.p, plan, s.input.const_data_ptr<scalar_t>(), s.output.mutable_data_ptr<scalar_t>(),
+        with_indices ? s.indices.mutable_data_ptr<int64_t>() : nullptr);
+  });
   return {s.output, s.indices};
 }
 
@@ -44,11 +49,12 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
                                    dilation, ceil_mode);
   if (s.grad_input.numel() == 0) return s.grad_input;
   const PoolPlan plan = plan_max_pool(s.p, grad_output.element_size());
-  if (plan.backward == PoolBackward::kNhwcGather) {
-    max_pool_backward_nhwc(s.p, plan, s.grad_output, s.indices, s.grad_input);
-  } else {
-    max_pool_backward_nchw(s.p, plan, s.grad_output, s.indices, s.grad_input);
-  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "atrous_max_pool_bwd", [&] {
+    const auto& k = kernels<scalar_t>();
+    (plan.backward == PoolBackward::kNhwcGather ? k.backward_nhwc : k.backward_nchw)(
+        s.p, plan, s.grad_output.const_data_ptr<scalar_t>(), s.indices.const_data_ptr<int64_t>(),
+        s.grad_input.mutable_data_ptr<scalar_t>());
+  });
   return s.grad_input;
 }
 

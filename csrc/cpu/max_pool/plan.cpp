@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "../simd.h"  // ATROUS_HAVE_SHUFFLEVECTOR
+#include "../../common/macros.h"  // ATROUS_HAVE_SHUFFLEVECTOR
 
 namespace atrous {
 namespace cpu {

@@ -2,13 +2,14 @@
 // path), and the valid taps of a window: torch's rule of csrc/common/pool_params.h in one place.
 #pragma once
 
+#include "../kernel_namespace.h"
+
 #include <cstdint>
 #include <limits>
 
 #include "../../common/pool_params.h"
 
-namespace atrous {
-namespace cpu {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 // The taps of output (oh, ow) that lie inside the input: rows [kh0, kh1), columns [kw0, kw1),
 // and the window's first input row and column (tap (0, 0), possibly in the padding).
@@ -50,5 +51,4 @@ inline void scan_window(const PoolParams& p, const WindowTaps& t, const scalar_t
   *best_index = at;
 }
 
-}  // namespace cpu
-}  // namespace atrous
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY

@@ -1,36 +1,18 @@
-// CPU kernels for max-unpool: the gather form (one pass over the output, no separate zero-fill of
-// the whole output) and the deterministic scatter form; see csrc/common/unpool_params.h. Indices
-// are validated in the same pass; an invalid one raises after the pass, so the caller never sees
-// the partly written output.
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
+// CPU max-unpool forward kernels: the gather form (one pass over the output, no separate zero-fill
+// of the whole output) and the deterministic scatter form; see csrc/common/unpool_params.h.
+// Indices are validated in the same pass: the entry point returns the first bad one's logical
+// position, and the host raises after the pass, so the caller never sees the partly written output.
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <limits>
 #include <type_traits>
 
-#include "../common/unpool_host.h"
+#include "kernels.h"
 
-namespace atrous {
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 namespace {
-
-constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
-
-// Calls f(pointer to the indices' data) as const int64_t* or, for int32 indices (the faster
-// option: half the index bytes, and no widening copy), const int32_t*. Every index is widened to
-// int64 where it is compared, so no position is ever narrowed.
-template <typename F>
-inline void with_index_type(const at::Tensor& indices, F&& f) {
-  if (indices.scalar_type() == at::kInt) {
-    f(indices.const_data_ptr<int32_t>());
-  } else {
-    f(indices.const_data_ptr<int64_t>());
-  }
-}
 
 // Keeps the smallest logical input position with an invalid index (deterministic report).
 inline void record_bad(std::atomic<int64_t>& bad, int64_t pos) {
@@ -280,86 +262,27 @@ void scatter(const UnpoolParams& p, const scalar_t* in, const index_t* idx, scal
   });
 }
 
-at::Tensor max_unpool2d_cpu(const at::Tensor& input, const at::Tensor& indices,
-                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef output_size,
-                            bool validate_indices) {
-  (void)validate_indices;  // on the CPU the check costs nothing extra and always runs
-  auto s = setup_max_unpool(input, indices, kernel_size, stride, padding, output_size);
-  if (s.output.numel() == 0) {
-    // An empty output plane leaves no valid index for any value there is.
-    if (s.input.numel() > 0) throw_bad_index(s.p, s.indices, 0);
-    return s.output;
-  }
-  std::atomic<int64_t> bad{kNone};
-  std::atomic<bool> fallback{false};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_unpool",
-                                  [&] {
-    with_index_type(s.indices, [&](auto* id) {
-      using index_t = std::remove_const_t<std::remove_pointer_t<decltype(id)>>;
-      const scalar_t* in = s.input.const_data_ptr<scalar_t>();
-      scalar_t* out = s.output.mutable_data_ptr<scalar_t>();
-      if (s.p.gather) {
-        (s.p.layout == Layout::kNHWC ? gather_nhwc<scalar_t, index_t>
-                                     : gather_nchw<scalar_t, index_t>)(s.p, in, id, out, bad,
-                                                                       fallback);
-      } else if (s.p.layout == Layout::kNHWC) {
-        scatter_nhwc_banded(s.p, in, id, out, bad, fallback);
-      }
-      const bool done = s.p.gather || s.p.layout == Layout::kNHWC;
-      if (bad.load() == kNone && (!done || fallback.load())) scatter(s.p, in, id, out, bad);
-    });
-  });
-  if (bad.load() != kNone) throw_bad_index(s.p, s.indices, bad.load());
-  return s.output;
-}
-
-at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& indices) {
-  auto s = setup_max_unpool_backward(grad_output, indices);
-  if (s.grad_input.numel() == 0) return s.grad_input;
-  const UnpoolParams& p = s.p;
-  const int64_t plane_out = p.out_h * p.out_w, C = p.channels;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
-                                  "atrous_unpool_bwd", [&] {
-    with_index_type(s.indices, [&](auto* id) {
-      const scalar_t* go = s.grad_output.const_data_ptr<scalar_t>();
-      scalar_t* gi = s.grad_input.mutable_data_ptr<scalar_t>();
-      // grad_input[i] = grad_output[plane, indices[i]] (zero for an index out of range, which the
-      // forward refuses). Task: one row of the input.
-      const int64_t row = p.in_w * (p.layout == Layout::kNHWC ? C : 1);
-      const int64_t rows_per_plane = p.in_h;
-      at::parallel_for(0, p.batch * (p.layout == Layout::kNHWC ? 1 : C) * p.in_h, 16,
-                       [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; ++task) {
-          const auto* t = id + task * row;
-          scalar_t* g = gi + task * row;
-          const int64_t plane = task / rows_per_plane;  // n for NHWC, n * C + c for NCHW
-          if (p.layout == Layout::kNHWC) {
-            const scalar_t* src = go + plane * plane_out * C;
-            for (int64_t w = 0; w < p.in_w; ++w)
-              for (int64_t c = 0; c < C; ++c) {
-                const int64_t k = t[w * C + c];
-                g[w * C + c] = (k >= 0 && k < plane_out) ? src[k * C + c] : scalar_t(0);
-              }
-          } else {
-            const scalar_t* src = go + plane * plane_out;
-            for (int64_t w = 0; w < p.in_w; ++w) {
-              const int64_t k = t[w];
-              g[w] = (k >= 0 && k < plane_out) ? src[k] : scalar_t(0);
-            }
-          }
-        }
-      });
-    });
-  });
-  return s.grad_input;
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(atrous, CPU, m) {
-  m.impl("max_unpool2d", &max_unpool2d_cpu);
-  m.impl("max_unpool2d_backward", &max_unpool2d_backward_cpu);
+template <typename scalar_t, typename index_t>
+int64_t max_unpool_forward(const UnpoolParams& p, const scalar_t* in, const index_t* id, scalar_t* out) {
+  std::atomic<int64_t> bad{kUnpoolNoBadIndex};
+  std::atomic<bool> fallback{false};
+  if (p.gather) {
+    (p.layout == Layout::kNHWC ? gather_nhwc<scalar_t, index_t> : gather_nchw<scalar_t, index_t>)(p, in, id, out,
+                                                                                                  bad, fallback);
+  } else if (p.layout == Layout::kNHWC) {
+    scatter_nhwc_banded(p, in, id, out, bad, fallback);
+  }
+  const bool done = p.gather || p.layout == Layout::kNHWC;
+  if (bad.load() == kUnpoolNoBadIndex && (!done || fallback.load())) scatter(p, in, id, out, bad);
+  return bad.load();
 }
 
-}  // namespace atrous
+#define INSTANTIATE(T)                                                                                \
+  template int64_t max_unpool_forward<T, int64_t>(const UnpoolParams&, const T*, const int64_t*, T*); \
+  template int64_t max_unpool_forward<T, int32_t>(const UnpoolParams&, const T*, const int32_t*, T*);
+ATROUS_MAX_UNPOOL_INSTANTIATE(INSTANTIATE)
+#undef INSTANTIATE
+
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY
