@@ -2,6 +2,7 @@
 
 import glob
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -51,10 +52,16 @@ def _cmake_args(build_dir):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
-def test_cmake_build_loads_and_computes(tmp_path):
+@pytest.mark.parametrize("variant", ["portable", "native"])
+def test_cmake_build_loads_and_computes(tmp_path, variant):
+    # portable: the default build (CUDA kernels where they can be built; on x86-64 the CPU kernels
+    # for avx2 and avx512). native: ATROUS_CPU_ARCH=native, one CPU capability, CPU kernels only.
     build = str(tmp_path / "build")
     jobs = os.environ.get("MAX_JOBS", "2")
-    for cmd in (_cmake_args(build), ["cmake", "--build", build, "-j", jobs]):
+    configure = _cmake_args(build)
+    if variant == "native":
+        configure += ["-DATROUS_CPU_ONLY=ON", "-DATROUS_CPU_ARCH=native"]
+    for cmd in (configure, ["cmake", "--build", build, "-j", jobs]):
         r = subprocess.run(cmd, capture_output=True, text=True)
         assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     lib = os.path.join(build, "libatrous.so")
@@ -71,5 +78,11 @@ def test_cmake_build_loads_and_computes(tmp_path):
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-4000:]
-    want_cuda = bool(_cuda_toolkit() and torch.version.cuda)
+    want_cuda = variant == "portable" and bool(_cuda_toolkit() and torch.version.cuda)
     assert (f"cuda={int(want_cuda)}") in r.stdout
+    fields = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    if variant == "native":
+        assert fields["cpu_capabilities"] == "default" and fields["cpu_arch"] == "native"
+    elif platform.machine().lower() in ("x86_64", "amd64"):
+        assert fields["cpu_capabilities"] == "avx2,avx512" and fields["cpu_arch"] == ""
+    assert fields["cpu_capability"] in fields["cpu_capabilities_supported"].split(",")
