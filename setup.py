@@ -106,11 +106,11 @@ _X86_CAPABILITIES = [
 
 def _cpu_sources():
     """(host files, kernel files) of csrc/cpu: the kernel files, compiled once per capability, are
-    every .cpp under csrc/cpu/<op>/ but the host's ops.cpp and plan.cpp."""
+    every .cpp under csrc/cpu/<op>/ but the host's ops.cpp, plan.cpp and *_host.cpp."""
     host, kernels = [], []
     for path in _sources("csrc/cpu"):
         parts = os.path.relpath(path, "csrc/cpu").split(os.sep)
-        is_host = len(parts) == 1 or parts[-1] in ("ops.cpp", "plan.cpp")
+        is_host = len(parts) == 1 or parts[-1] in ("ops.cpp", "plan.cpp") or parts[-1].endswith("_host.cpp")
         (host if is_host else kernels).append(path)
     return host, kernels
 

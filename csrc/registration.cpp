@@ -114,6 +114,22 @@ TORCH_LIBRARY(atrous, m) {
   m.def(
       "_depthwise_conv2d_cpu_plan(Tensor input, Tensor weight, int[2] stride, int[4] padding, "
       "int[2] dilation) -> str");
+  // Fused depthwise-separable convolution: F.conv2d(act(depthwise_conv2d(input, dw_weight,
+  // dw_bias, ...)), pw_weight, pw_bias) with activation 'none', 'relu' or 'relu6', the
+  // intermediate never stored. Its backward gives (grad_input, grad_dw_weight, grad_dw_bias,
+  // grad_pw_weight, grad_pw_bias) for output_mask (each one not asked for an empty tensor),
+  // recomputing the intermediate from the input.
+  m.def(
+      "separable_conv2d(Tensor input, Tensor dw_weight, Tensor pw_weight, Tensor? dw_bias, Tensor? pw_bias, "
+      "int[2] stride, int[4] padding, int[2] dilation, str activation) -> Tensor");
+  m.def(
+      "separable_conv2d_backward(Tensor grad_output, Tensor input, Tensor dw_weight, Tensor pw_weight, "
+      "Tensor? dw_bias, int[2] stride, int[4] padding, int[2] dilation, str activation, bool[5] output_mask) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // The CPU tiling and depthwise kernels these arguments get (csrc/cpu/separable/plan.h; for tests).
+  m.def(
+      "_separable_conv2d_cpu_plan(Tensor input, Tensor dw_weight, Tensor pw_weight, int[2] stride, "
+      "int[4] padding, int[2] dilation) -> str");
   // Max-unpool: output_size = [oH, oW]; kernel_size, stride and padding describe the windows
   // the indices come from (they choose the gather form; see csrc/common/unpool_params.h).
   m.def(

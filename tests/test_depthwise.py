@@ -9,7 +9,7 @@ import zlib
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import LAYOUTS, assert_close_all, grads, in_layout
+from helpers import LAYOUTS, assert_close_all, grads, in_layout, random_padding, RecordOps
 
 import atrous
 
@@ -25,21 +25,9 @@ def random_config(rng, big_kernels=False):
     kh, kw = rng.randint(1, kmax), rng.randint(1, kmax)
     stride = (rng.randint(1, 3), rng.randint(1, 3))
     dilation = (rng.randint(1, 6), rng.randint(1, 6)) if not big_kernels else (rng.randint(1, 2), 1)
-    pick = rng.random()
-    if pick < 0.15 and stride == (1, 1):
-        padding = "same"
-    elif pick < 0.25:
-        padding = "valid"
-    elif pick < 0.6:
-        padding = (rng.randint(0, 4), rng.randint(0, 4))
-    else:
-        padding = rng.randint(0, 3)
-    pad = padding if isinstance(padding, tuple) else (padding, padding) if isinstance(padding, int) else None
-    ext_h, ext_w = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
-    need_h = ext_h - (2 * pad[0] if pad else 0)
-    need_w = ext_w - (2 * pad[1] if pad else 0)
-    H = max(need_h, 1) + rng.randint(0, 12)
-    W = max(need_w, 1) + rng.randint(0, 40)
+    padding, (need_h, need_w) = random_padding(rng, (kh, kw), stride, dilation)
+    H = need_h + rng.randint(0, 12)
+    W = need_w + rng.randint(0, 40)
     return dict(N=rng.randint(1, 3), C=rng.randint(1, 6), m=rng.randint(1, 3), kh=kh, kw=kw, H=H, W=W,
                 stride=stride, padding=padding, dilation=dilation, bias=rng.random() < 0.7)
 
@@ -345,22 +333,11 @@ def test_partial_requires_grad(device, which, layout):
     ("x", [True, False, False]),
 ])
 def test_backward_is_one_op_with_the_needed_mask(device, needs, mask):
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Record(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.calls = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.calls.append((func, args))
-            return func(*args, **(kwargs or {}))
-
     x = torch.randn(1, 2, 5, 5, device=device, requires_grad="x" in needs)
     w = torch.randn(2, 1, 3, 3, device=device, requires_grad="w" in needs)
     b = torch.randn(2, device=device, requires_grad=True) if "b" in needs else None
     out = atrous.depthwise_conv2d(x, w, b, 1, 1, 1)
-    with Record() as rec:
+    with RecordOps() as rec:
         out.sum().backward()
     ran = [args for func, args in rec.calls if func is ops.depthwise_conv2d_backward.default]
     assert len(ran) == 1 and list(ran[0][-1]) == mask
@@ -534,6 +511,20 @@ def test_kernel_as_large_as_padded_input(device):
     torch.testing.assert_close(out, reference(x, w, None, 1, 1, 1))
     with pytest.raises(ValueError, match=r"dilated kernel \(7x9.*larger than the padded input \(7x8"):
         atrous.depthwise_conv2d(x, torch.randn(2, 1, 7, 9, device=device, dtype=torch.float64), None, 1, 1, 1)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("w,k,pad,stride", [(1, 7, 3, 1), (2, 7, 3, 1), (1, 5, 2, 1), (3, 7, (3, 3), 2), (1, 3, 1, 1)])
+def test_rows_narrower_than_the_left_padding(device, layout, w, k, pad, stride):
+    # The padding before the first column covers the whole output row: no column reads all of
+    # its taps (channels_last: the row pairs of 5x5 and 7x7 once wrote past the row here).
+    x = in_layout(torch.randn(2, 5, 23, w, device=device, dtype=torch.float64), layout).requires_grad_()
+    wt = torch.randn(5, 1, k, k, device=device, dtype=torch.float64, requires_grad=True)
+    out = atrous.depthwise_conv2d(x, wt, None, stride, pad, 1)
+    ref = reference(x, wt, None, stride, pad, 1)
+    torch.testing.assert_close(out, ref)
+    go = torch.randn_like(ref)
+    assert_close_all(torch.autograd.grad(out, (x, wt), go), torch.autograd.grad(ref, (x, wt), go))
 
 
 def test_huge_stride_and_dilation(device):

@@ -7,10 +7,10 @@ from ._loader import build_info, load_library
 
 load_library()
 
-from . import _ops  # noqa: E402,F401  (fake kernels, autograd)
+from . import _ops, _separable  # noqa: E402,F401  (fake kernels, autograd)
 from . import nn  # noqa: E402
-from .functional import depthwise_conv2d, max_pool2d, max_unpool2d  # noqa: E402
+from .functional import depthwise_conv2d, max_pool2d, max_unpool2d, separable_conv2d  # noqa: E402
 
 __version__ = build_info()["version"]
 
-__all__ = ["__version__", "build_info", "depthwise_conv2d", "max_pool2d", "max_unpool2d", "nn"]
+__all__ = ["__version__", "build_info", "depthwise_conv2d", "max_pool2d", "max_unpool2d", "nn", "separable_conv2d"]

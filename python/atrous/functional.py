@@ -5,7 +5,7 @@ import torch
 
 from ._ops import depthwise_out_hw, output_memory_format, pool_out_size
 
-__all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d"]
+__all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d", "separable_conv2d"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _MAX_INT = 2**31 - 1
@@ -64,11 +64,11 @@ def _resolve_padding(padding, kernel, stride, dilation):
     return p + p
 
 
-def _check_depthwise(input, weight, bias, stride, padding, dilation):
+def _check_depthwise(input, weight, bias, stride, padding, dilation, weight_name="weight", bias_name="bias"):
     _check_tensor("input", input)
-    _check_tensor("weight", weight)
+    _check_tensor(weight_name, weight)
     _check_input_rank(input)
-    _check_like("weight", weight, "input", input)
+    _check_like(weight_name, weight, "input", input)
     batch = input.shape[0] if input.dim() == 4 else 1
     if input.shape[-3] == 0 or (batch > 0 and 0 in input.shape[-2:]):
         raise ValueError(
@@ -77,16 +77,11 @@ def _check_depthwise(input, weight, bias, stride, padding, dilation):
     channels = input.shape[-3]
     if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] == 0 or weight.shape[0] % channels:
         raise ValueError(
-            f"weight must have shape (C*m, 1, kH, kW) with C = input channels = {channels} and m >= 1, "
+            f"{weight_name} must have shape (C*m, 1, kH, kW) with C = input channels = {channels} and m >= 1, "
             f"got {tuple(weight.shape)}")
     if weight.shape[2] == 0 or weight.shape[3] == 0:
-        raise ValueError(f"weight's kernel size must be positive, got shape {tuple(weight.shape)}")
-    if bias is not None:
-        if not isinstance(bias, torch.Tensor):
-            raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
-        _check_like("bias", bias, "input", input)
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        raise ValueError(f"{weight_name}'s kernel size must be positive, got shape {tuple(weight.shape)}")
+    _check_bias(bias_name, bias, input, weight.shape[0])
     stride = _pair("stride", stride, 1)
     dilation = _pair("dilation", dilation, 1)
     kernel = [weight.shape[2], weight.shape[3]]
@@ -99,6 +94,16 @@ def _check_depthwise(input, weight, bias, stride, padding, dilation):
             f"from weight {tuple(weight.shape)} and dilation {tuple(dilation)}) is larger than the padded input "
             f"({h + pad[0] + pad[2]}x{w + pad[1] + pad[3]}, from input {tuple(input.shape)} and padding {padding!r})")
     return stride, pad, dilation
+
+
+def _check_bias(name, bias, input, size):
+    if bias is None:
+        return
+    if not isinstance(bias, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or None, got {type(bias).__name__}")
+    _check_like(name, bias, "input", input)
+    if tuple(bias.shape) != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(bias.shape)}")
 
 
 def _native_layout(t):
@@ -128,6 +133,52 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     out = torch.ops.atrous.depthwise_conv2d(_native_layout(x), weight, bias, stride, pad, dilation)
+    return out.squeeze(0) if unbatched else out
+
+
+_ACTIVATIONS = {None: "none", "relu": "relu", "relu6": "relu6"}
+
+
+def separable_conv2d(input, dw_weight, pw_weight, dw_bias=None, pw_bias=None, stride=1, padding=0, dilation=1,
+                     activation=None):
+    """Fused depthwise-separable 2-D convolution: the same as ::
+
+        mid = F.conv2d(input, dw_weight, dw_bias, stride, padding, dilation, groups=C)
+        out = F.conv2d(act(mid), pw_weight, pw_bias)
+
+    with ``act`` the identity (``activation=None``), ``F.relu`` ('relu') or ``F.relu6`` ('relu6'),
+    without ever storing ``mid``: it is computed tile by tile into a cache-sized buffer and consumed
+    there, and the backward recomputes it from the input (autograd keeps only the input and the
+    weights). The weight gradients are summed in a fixed order: deterministic, independent of the
+    thread count. Double backward is not supported.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W); float32, float64, float16 or bfloat16.
+        dw_weight: (C*m, 1, kH, kW) for a depth multiplier m >= 1.
+        pw_weight: (C_out, C*m, 1, 1).
+        dw_bias: (C*m,) or None. pw_bias: (C_out,) or None.
+        stride, dilation: int or (h, w), each >= 1 (of the depthwise convolution).
+        padding: int or (h, w) >= 0, or 'same' (stride 1 only) or 'valid'.
+        activation: None, 'relu' or 'relu6'.
+
+    Returns (N, C_out, oH, oW) (or (C_out, oH, oW)) in the input's dtype and memory format.
+    """
+    stride, pad, dilation = _check_depthwise(input, dw_weight, dw_bias, stride, padding, dilation,
+                                             "dw_weight", "dw_bias")
+    _check_tensor("pw_weight", pw_weight)
+    _check_like("pw_weight", pw_weight, "input", input)
+    cm = dw_weight.shape[0]
+    if pw_weight.dim() != 4 or pw_weight.shape[0] == 0 or pw_weight.shape[1] != cm or pw_weight.shape[2:] != (1, 1):
+        raise ValueError(
+            f"pw_weight must have shape (C_out, C*m, 1, 1) with C*m = dw_weight.shape[0] = {cm} and C_out >= 1 "
+            f"(a 1x1 kernel), got {tuple(pw_weight.shape)}")
+    _check_bias("pw_bias", pw_bias, input, pw_weight.shape[0])
+    if not isinstance(activation, (str, type(None))) or activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    out = torch.ops.atrous.separable_conv2d(_native_layout(x), dw_weight, pw_weight, dw_bias, pw_bias, stride, pad,
+                                            dilation, _ACTIVATIONS[activation])
     return out.squeeze(0) if unbatched else out
 
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from . import functional as F
 
-__all__ = ["DepthwiseConv2d", "MaxPool2d", "MaxUnpool2d"]
+__all__ = ["DepthwiseConv2d", "SeparableConv2d", "MaxPool2d", "MaxUnpool2d"]
 
 
 def _pair(v):
@@ -98,6 +98,96 @@ class DepthwiseConv2d(nn.Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise-separable 2-D convolution, fused: a depthwise KxK convolution (optionally dilated,
+    with a depth multiplier), an optional activation, then a pointwise 1x1 convolution, computed by
+    :func:`atrous.separable_conv2d` without storing the intermediate.
+
+    Its parameters are those of two children ``depthwise = nn.Conv2d(in_channels, in_channels *
+    depth_multiplier, kernel_size, stride, padding, dilation, groups=in_channels, bias=bias)`` and
+    ``pointwise = nn.Conv2d(in_channels * depth_multiplier, out_channels, 1, bias=bias)`` (the
+    layout of timm's and segmentation_models_pytorch's separable blocks), so their state_dicts load
+    both ways and the initialisation is nn.Conv2d's.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 depth_multiplier=1, activation=None, device=None, dtype=None):
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("depth_multiplier", depth_multiplier)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        _check_activation(activation)
+        mid = in_channels * depth_multiplier
+        factory = {"device": device, "dtype": dtype}
+        self.depthwise = nn.Conv2d(in_channels, mid, kernel_size, stride, padding, dilation, groups=in_channels,
+                                   bias=bias, **factory)
+        self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias, **factory)
+        self.activation = activation
+        # Checks stride, padding and dilation as the functional form does.
+        F._resolve_padding(self.depthwise.padding, list(self.depthwise.kernel_size),
+                           F._pair("stride", self.depthwise.stride, 1), F._pair("dilation", self.depthwise.dilation, 1))
+
+    @classmethod
+    def from_convs(cls, dw_conv, pw_conv, activation=None):
+        """A SeparableConv2d whose children are ``dw_conv`` and ``pw_conv`` themselves (parameters
+        shared, not copied): ``dw_conv`` a depthwise nn.Conv2d (groups == in_channels, zero
+        padding), ``pw_conv`` a 1x1 nn.Conv2d over its outputs (stride 1, no padding, groups 1).
+        ``activation`` (None, 'relu' or 'relu6') is what the network applies between the two."""
+        for name, conv in (("dw_conv", dw_conv), ("pw_conv", pw_conv)):
+            if not isinstance(conv, nn.Conv2d):
+                raise TypeError(f"from_convs expects {name} to be an nn.Conv2d, got {type(conv).__name__}")
+            if conv.padding_mode != "zeros":
+                raise ValueError(f"from_convs supports padding_mode='zeros' only, got {name}.padding_mode="
+                                 f"{conv.padding_mode!r}")
+        if dw_conv.groups != dw_conv.in_channels or dw_conv.out_channels % dw_conv.in_channels:
+            raise ValueError(
+                "from_convs expects dw_conv to be depthwise (groups == in_channels and out_channels a multiple "
+                f"of in_channels), got in_channels={dw_conv.in_channels}, out_channels={dw_conv.out_channels}, "
+                f"groups={dw_conv.groups}")
+        if (tuple(pw_conv.kernel_size) != (1, 1) or tuple(pw_conv.stride) != (1, 1) or pw_conv.groups != 1
+                or pw_conv.padding not in ((0, 0), "valid") or tuple(pw_conv.dilation) != (1, 1)):
+            raise ValueError(
+                "from_convs expects pw_conv to be a pointwise nn.Conv2d (kernel_size=1, stride=1, padding=0, "
+                f"groups=1), got kernel_size={pw_conv.kernel_size}, stride={pw_conv.stride}, "
+                f"padding={pw_conv.padding}, groups={pw_conv.groups}")
+        if pw_conv.in_channels != dw_conv.out_channels:
+            raise ValueError(f"pw_conv.in_channels ({pw_conv.in_channels}) must equal dw_conv.out_channels "
+                             f"({dw_conv.out_channels})")
+        _check_activation(activation)
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module.depthwise = dw_conv
+        module.pointwise = pw_conv
+        module.activation = activation
+        return module
+
+    @property
+    def in_channels(self):
+        return self.depthwise.in_channels
+
+    @property
+    def out_channels(self):
+        return self.pointwise.out_channels
+
+    @property
+    def depth_multiplier(self):
+        return self.depthwise.out_channels // self.depthwise.in_channels
+
+    def forward(self, input):
+        dw, pw = self.depthwise, self.pointwise
+        return F.separable_conv2d(input, dw.weight, pw.weight, dw.bias, pw.bias, dw.stride, dw.padding, dw.dilation,
+                                  self.activation)
+
+    def extra_repr(self):
+        return f"activation={self.activation!r}"
+
+
+def _check_activation(activation):
+    if activation not in (None, "relu", "relu6"):
+        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
 
 
 class MaxPool2d(nn.Module):

@@ -34,8 +34,9 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
   const bool padded = unit_w && p.kernel_w > 7;
   const int64_t pad_right =
       padded ? std::max<int64_t>(0, p.out_w + p.kernel_w - 1 - p.pad_w - p.in_w) : 0;
-  // Output columns whose taps all lie inside the (padded) input: [ow_in_lo, ow_in_hi).
-  const int64_t ow_in_lo = padded ? 0 : ceil_div(p.pad_w, p.stride_w);
+  // Output columns whose taps all lie inside the (padded) input: [ow_in_lo, ow_in_hi), within the
+  // output (a row narrower than the kernel's left padding has no interior at all).
+  const int64_t ow_in_lo = padded ? 0 : std::min<int64_t>(p.out_w, ceil_div(p.pad_w, p.stride_w));
   const int64_t ow_in_hi =
       padded ? p.out_w
              : std::max<int64_t>(ow_in_lo, std::min<int64_t>(

@@ -15,8 +15,8 @@
 #include <tuple>
 
 #include "../../common/depthwise_host.h"
-#include "dispatch.h"
 #include "plan.h"
+#include "run.h"
 
 namespace atrous {
 namespace cpu {
@@ -32,25 +32,6 @@ scalar_t* mptr(const at::Tensor& t) {
   return t.defined() ? t.mutable_data_ptr<scalar_t>() : nullptr;
 }
 
-// The active capability's kernels for scalar_t.
-template <typename scalar_t>
-const DepthwiseKernels<scalar_t>& kernels() {
-  return active_kDepthwiseKernels().get<scalar_t>();
-}
-
-template <typename scalar_t>
-void run_forward(const DepthwiseParams& p, const DwForwardPlan& plan, const scalar_t* in, const scalar_t* w,
-                 const scalar_t* b, scalar_t* out) {
-  const auto& k = kernels<scalar_t>();
-  if (plan.path == DwForward::kNhwc) {
-    k.forward_nhwc(p, in, w, b, out);
-  } else if (plan.path == DwForward::kNhwcRows) {
-    k.forward_nhwc_rows(p, in, w, b, out);
-  } else {
-    k.forward_nchw(p, plan, in, w, b, out);
-  }
-}
-
 at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -58,33 +39,18 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   if (s.output.numel() == 0) return s.output;
   const DwForwardPlan plan = plan_forward(s.p, input.element_size());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_dw_fwd", [&] {
-    run_forward(s.p, plan, cptr<scalar_t>(s.input), cptr<scalar_t>(s.weight), cptr<scalar_t>(s.bias),
+    run_dw_forward(s.p, plan, cptr<scalar_t>(s.input), cptr<scalar_t>(s.weight), cptr<scalar_t>(s.bias),
                 mptr<scalar_t>(s.output));
   });
   return s.output;
 }
 
 void grad_input(const DepthwiseBackwardInputSetup& s, const DwBackwardInputPlan& plan) {
+  const at::Tensor flipped =
+      plan.path == DwBackwardInput::kFlippedForward ? s.weight.flip({2, 3}).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.grad_output.scalar_type(), "atrous_dw_bwd_input", [&] {
-    const scalar_t* go = cptr<scalar_t>(s.grad_output);
-    scalar_t* gi = mptr<scalar_t>(s.grad_input);
-    const auto& k = kernels<scalar_t>();
-    switch (plan.path) {
-      case DwBackwardInput::kFlippedForward: {
-        const at::Tensor flipped = s.weight.flip({2, 3}).contiguous();
-        run_forward<scalar_t>(plan.flipped, plan.forward, go, cptr<scalar_t>(flipped), nullptr, gi);
-        break;
-      }
-      case DwBackwardInput::kNchwChannelTiles:
-        k.backward_input_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.weight), gi);
-        break;
-      case DwBackwardInput::kNchwRows:
-        k.backward_input_nchw(s.p, go, cptr<scalar_t>(s.weight), gi);
-        break;
-      case DwBackwardInput::kNhwc:
-        k.backward_input_nhwc(s.p, go, cptr<scalar_t>(s.weight), gi);
-        break;
-    }
+    run_dw_backward_input(s.p, plan, cptr<scalar_t>(s.grad_output), cptr<scalar_t>(s.weight),
+                          cptr<scalar_t>(flipped), mptr<scalar_t>(s.grad_input));
   });
 }
 
@@ -93,29 +59,8 @@ void grad_input(const DepthwiseBackwardInputSetup& s, const DwBackwardInputPlan&
 void grad_params(const DepthwiseBackwardWeightSetup& s, const DwBackwardWeightPlan& plan, const at::Tensor& gw,
                  const at::Tensor& gb) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.input.scalar_type(), "atrous_dw_bwd_weight", [&] {
-    const scalar_t* go = cptr<scalar_t>(s.grad_output);
-    const bool nhwc = s.p.layout == Layout::kNHWC;
-    const auto& k = kernels<scalar_t>();
-    if (!gw.defined()) {
-      (nhwc ? k.backward_bias_nhwc : k.backward_bias_nchw)(s.p, go, mptr<scalar_t>(gb));
-      return;
-    }
-    switch (plan.path) {
-      case DwBackwardWeight::kNchwChannelTiles:
-        k.backward_weight_nchw_channel_tiles(s.p, plan.tiles, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
-        if (gb.defined()) k.backward_bias_nchw(s.p, go, mptr<scalar_t>(gb));
-        break;
-      case DwBackwardWeight::kNchwRows:
-        k.backward_weight_nchw(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
-        break;
-      case DwBackwardWeight::kNhwcRows:
-        k.backward_weight_nhwc_rows(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw));
-        if (gb.defined()) k.backward_bias_nhwc(s.p, go, mptr<scalar_t>(gb));
-        break;
-      case DwBackwardWeight::kNhwc:
-        k.backward_weight_nhwc(s.p, go, cptr<scalar_t>(s.input), mptr<scalar_t>(gw), mptr<scalar_t>(gb));
-        break;
-    }
+    run_dw_backward_params(s.p, plan, cptr<scalar_t>(s.grad_output), cptr<scalar_t>(s.input), mptr<scalar_t>(gw),
+                           mptr<scalar_t>(gb));
   });
 }
 
@@ -160,7 +105,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> depthwise_conv2d_backward_cpu(
       si.p.layout == Layout::kNHWC && iplan.path == DwBackwardInput::kFlippedForward) {
     const at::Tensor flipped = si.weight.flip({2, 3}).contiguous();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_dw_bwd_fused", [&] {
-      kernels<scalar_t>().backward_input_weight_nhwc(sw.p, iplan.flipped, cptr<scalar_t>(sw.grad_output),
+      depthwise_kernels<scalar_t>().backward_input_weight_nhwc(sw.p, iplan.flipped, cptr<scalar_t>(sw.grad_output),
                                                      cptr<scalar_t>(sw.input), cptr<scalar_t>(flipped),
                                                      mptr<scalar_t>(gi), mptr<scalar_t>(gw),
                                                      mask[2] ? mptr<scalar_t>(gb) : nullptr);

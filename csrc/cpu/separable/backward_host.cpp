@@ -1,0 +1,221 @@
+// The fused backward. Nothing of the forward's intermediate was kept: each tile recomputes its
+// depthwise result from the input (only where the pointwise weight gradient or the activation
+// needs it), then, in the worker's buffers,
+//   grad of the pointwise weight += grad_output's tile x act(mid)^T   (GEMM, per chunk)
+//   gmid = W^T grad_output's tile, through the activation             (GEMM)
+//   depthwise weight and bias gradients from gmid and the band's input (the depthwise kernels)
+//   grad_input of the band's input rows from gmid                      (the depthwise kernels)
+// Rows of grad_input that one band alone reads go straight to grad_input; rows that several read
+// are kept per band and summed band by band after the tiles (rows none reads are zero). The
+// weight gradients are summed per chunk of tiles (plan.h), then chunk by chunk: every sum has a
+// fixed order, independent of the thread count.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <type_traits>
+
+#include "tiles.h"
+
+namespace atrous {
+namespace cpu {
+
+namespace {
+
+enum Grad { kInput = 0, kDwWeight = 1, kDwBias = 2, kPwWeight = 3, kPwBias = 4 };
+
+template <typename T>
+class BackwardTiles {
+  using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  static constexpr bool kSameAcc = std::is_same_v<T, acc_t>;
+
+ public:
+  BackwardTiles(const SeparableArgs& a, const SeparablePlan& plan, const at::Tensor& go,
+                std::array<at::Tensor, 5>& grads)
+      : a_(a), p_(a.p), plan_(plan), go_(go), g_(grads) {
+    for (int i = 0; i < 5; ++i) want_[i] = g_[i].defined();
+    need_gmid_ = want_[kInput] || want_[kDwWeight] || want_[kDwBias];
+    need_act_ = want_[kPwWeight] || (need_gmid_ && a.act != Activation::kNone);
+    const auto acc = a.input.options().dtype(c10::CppTypeToScalarType<acc_t>::value);
+    const int64_t cm = p_.out_channels, co = a.out_channels;
+    if (want_[kPwWeight]) pw_w_ = at::zeros({plan.chunks, co, cm}, acc);
+    if (want_[kPwBias]) pw_b_ = at::zeros({plan.chunks, co}, acc);
+    if (want_[kDwWeight]) dw_w_ = at::zeros({plan.chunks, cm * p_.kernel_h * p_.kernel_w}, acc);
+    if (want_[kDwBias]) dw_b_ = at::zeros({plan.chunks, cm}, acc);
+    if (want_[kInput]) {
+      flipped_ = a.dw_weight.flip({2, 3}).contiguous();
+      overlaps_ = band_overlaps(p_, plan);
+      shared_ = at::empty({p_.batch * overlaps_.shared_per_image * p_.channels * p_.in_w}, a.input.options());
+    }
+  }
+
+  void run() {
+    at::parallel_for(0, plan_.chunks, 1, [&](int64_t begin, int64_t end) {
+      TileWorker<T> w(a_, plan_);
+      Buffers buf(a_, plan_);
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t t0 = c * plan_.tasks / plan_.chunks, t1 = (c + 1) * plan_.tasks / plan_.chunks;
+        for (int64_t task = t0; task < t1; ++task) tile(w, buf, task, c);
+      }
+    });
+    if (want_[kInput]) finish_input_grad();
+    reduce(pw_w_, g_[kPwWeight]);
+    reduce(pw_b_, g_[kPwBias]);
+    reduce(dw_w_, g_[kDwWeight]);
+    reduce(dw_b_, g_[kDwBias]);
+  }
+
+ private:
+  // One thread's buffers besides the TileWorker's.
+  struct Buffers {
+    at::Tensor gmid, band_gi, dw_w;
+    Buffers(const SeparableArgs& a, const SeparablePlan& plan) {
+      const auto& p = a.p;
+      gmid = at::empty({plan.max_tile_pixels * p.out_channels}, a.input.options());
+      band_gi = at::empty({p.channels * plan.max_band_rows * p.in_w}, a.input.options());
+      dw_w = at::empty({p.out_channels * p.kernel_h * p.kernel_w},
+                       a.input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    }
+  };
+
+  static at::Tensor to_acc(const at::Tensor& t) {
+    return kSameAcc ? t : t.to(c10::CppTypeToScalarType<acc_t>::value);
+  }
+
+  void tile(TileWorker<T>& w, Buffers& buf, int64_t task, int64_t c) {
+    const Band b = band_of(p_, plan_, task);
+    const T* src = w.band_input(b);
+    at::Tensor act;
+    if (need_act_) act = w.depthwise(b, src);
+    const at::Tensor go = w.image_tile(go_, b, a_.out_channels);
+    const int64_t pd = w.pixel_dim();
+    if (want_[kPwWeight]) {
+      at::Tensor acc = pw_w_[c];
+      w.add_pointwise_weight_grad(acc, to_acc(go), to_acc(act));
+    }
+    if (want_[kPwBias]) pw_b_[c].add_(at::sum(go, {pd}, false, pw_b_.scalar_type()));
+    if (!need_gmid_) return;
+    at::Tensor gmid = w.matrix(buf.gmid, b, p_.out_channels);
+    w.mid_grad(gmid, go, b);
+    if (a_.act != Activation::kNone) w.activation_grad(gmid, act);
+    if (want_[kDwBias]) dw_b_[c].add_(at::sum(gmid, {pd}, false, dw_b_.scalar_type()));
+    if (!b.reads_input()) return;
+    if (want_[kDwWeight]) depthwise_weight_grad(b, src, gmid, buf, c);
+    if (want_[kInput]) {
+      T* local = buf.band_gi.template mutable_data_ptr<T>();
+      run_dw_backward_input<T>(b.q, plan_backward_input(b.q, sizeof(T)), gmid.template const_data_ptr<T>(),
+                               a_.dw_weight.template const_data_ptr<T>(), flipped_.template const_data_ptr<T>(),
+                               local);
+      scatter_input_grad(b, task % plan_.bands, local);
+    }
+  }
+
+  // The band's depthwise weight gradient in the accumulation type (half types: the float kernels
+  // on float copies of the band), added to the chunk's sum.
+  void depthwise_weight_grad(const Band& b, const T* src, const at::Tensor& gmid, Buffers& buf, int64_t c) {
+    acc_t* gw = buf.dw_w.template mutable_data_ptr<acc_t>();
+    const DwBackwardWeightPlan plan = plan_backward_weight(b.q, sizeof(acc_t));
+    if constexpr (kSameAcc) {
+      run_dw_backward_params<T>(b.q, plan, gmid.template const_data_ptr<T>(), src, gw, nullptr);
+    } else {
+      const int64_t n = p_.channels * b.q.in_h * p_.in_w;
+      const at::Tensor in = to_acc(at::from_blob(const_cast<T*>(src), {n}, a_.input.options()));
+      const at::Tensor gm = to_acc(gmid.contiguous());
+      run_dw_backward_params<acc_t>(b.q, plan, gm.template const_data_ptr<acc_t>(),
+                                    in.template const_data_ptr<acc_t>(), gw, nullptr);
+    }
+    dw_w_[c].add_(buf.dw_w);
+  }
+
+  // Where input row r of image n, channel c (NCHW) or the whole row (NHWC) goes: grad_input, or
+  // the band's stored shared rows.
+  T* row_target(const Band& b, int64_t band, int64_t r, int64_t c) {
+    const int64_t C = p_.channels, H = p_.in_h, W = p_.in_w;
+    const bool nhwc = a_.nhwc();
+    if (r >= overlaps_.excl0[band] && r < overlaps_.excl1[band]) {
+      T* gi = g_[kInput].template mutable_data_ptr<T>();
+      return nhwc ? gi + (b.n * H + r) * W * C : gi + ((b.n * C + c) * H + r) * W;
+    }
+    const int64_t row = b.n * overlaps_.shared_per_image + overlaps_.shared_offset[band] +
+                        shared_row_index(b, overlaps_, band, r);
+    return shared_.template mutable_data_ptr<T>() + row * C * W + (nhwc ? 0 : c * W);
+  }
+
+  void scatter_input_grad(const Band& b, int64_t band, const T* local) {
+    const int64_t C = p_.channels, W = p_.in_w, rows = b.in1 - b.in0;
+    for (int64_t r = b.in0; r < b.in1; ++r) {
+      if (a_.nhwc()) {
+        std::memcpy(row_target(b, band, r, 0), local + (r - b.in0) * W * C, W * C * sizeof(T));
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          std::memcpy(row_target(b, band, r, c), local + (c * rows + r - b.in0) * W, W * sizeof(T));
+        }
+      }
+    }
+  }
+
+  // Rows no single band owns: the sum, band by band, of the bands that read them (zero if none).
+  void finish_input_grad() {
+    const auto& rows = overlaps_.rows_to_finish;
+    const int64_t per_image = static_cast<int64_t>(rows.size());
+    if (per_image == 0) return;
+    std::vector<Band> bands;
+    for (int64_t i = 0; i < plan_.bands; ++i) bands.push_back(band_of(p_, plan_, i));
+    const int64_t C = p_.channels, H = p_.in_h, W = p_.in_w;
+    const T* shared = shared_.template const_data_ptr<T>();
+    T* gi = g_[kInput].template mutable_data_ptr<T>();
+    at::parallel_for(0, p_.batch * per_image, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> sum(C * W);  // plain loops: no ATen ops in this thread
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t n = i / per_image, r = rows[i % per_image];
+        std::fill(sum.begin(), sum.end(), acc_t(0));
+        for (int64_t band = 0; band < plan_.bands; ++band) {
+          const Band& b = bands[band];
+          if (r < b.in0 || r >= b.in1) continue;
+          const T* s = shared + (n * overlaps_.shared_per_image + overlaps_.shared_offset[band] +
+                                 shared_row_index(b, overlaps_, band, r)) * C * W;
+          for (int64_t j = 0; j < C * W; ++j) sum[j] += static_cast<acc_t>(s[j]);
+        }
+        if (a_.nhwc()) {
+          T* d = gi + (n * H + r) * W * C;
+          for (int64_t j = 0; j < C * W; ++j) d[j] = static_cast<T>(sum[j]);
+        } else {
+          for (int64_t c = 0; c < C; ++c) {
+            T* d = gi + ((n * C + c) * H + r) * W;
+            for (int64_t x = 0; x < W; ++x) d[x] = static_cast<T>(sum[c * W + x]);
+          }
+        }
+      }
+    });
+  }
+
+  // grad = the chunks' partial sums added in chunk order.
+  void reduce(const at::Tensor& parts, at::Tensor& grad) {
+    if (!parts.defined()) return;
+    at::Tensor total = parts[0].clone();
+    for (int64_t c = 1; c < parts.size(0); ++c) total.add_(parts[c]);
+    grad.view(total.sizes()).copy_(total);
+  }
+
+  const SeparableArgs& a_;
+  const DepthwiseParams& p_;
+  const SeparablePlan& plan_;
+  const at::Tensor& go_;
+  std::array<at::Tensor, 5>& g_;
+  bool want_[5] = {};
+  bool need_gmid_ = false, need_act_ = false;
+  at::Tensor pw_w_, pw_b_, dw_w_, dw_b_;  // (chunks, ...) partial sums in acc_t
+  at::Tensor flipped_, shared_;
+  BandOverlaps overlaps_;
+};
+
+}  // namespace
+
+void separable_backward(const SeparableArgs& a, const SeparablePlan& plan, const at::Tensor& grad_output,
+                        std::array<at::Tensor, 5>& grads) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.input.scalar_type(), "atrous_separable_bwd", [&] {
+    BackwardTiles<scalar_t>(a, plan, grad_output, grads).run();
+  });
+}
+
+}  // namespace cpu
+}  // namespace atrous

@@ -1,0 +1,170 @@
+// Host side of the fused separable convolution: the problem (SeparableArgs) and one thread's
+// working set (TileWorker): the band's input rows, the tile's depthwise result in a cache-sized
+// buffer, and the pointwise GEMMs on it (torch's tuned CPU GEMM, one thread per tile). The
+// depthwise part runs the depthwise op's own kernels (../depthwise/run.h) on the band's
+// sub-problem (plan.h: Band).
+//
+// Matrices of a tile, T its pixels, Cm = C*m, Co the pointwise outputs:
+//   NCHW: depthwise result (Cm, T); the output's and grad_output's tile (Co, T), row stride oH*oW;
+//   NHWC: depthwise result (T, Cm); the output's and grad_output's tile (T, Co), contiguous.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+
+#include <array>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "../../common/separable_host.h"
+#include "../depthwise/run.h"
+#include "plan.h"
+
+namespace atrous {
+namespace cpu {
+
+template <typename T>
+class TileWorker {
+ public:
+  TileWorker(const SeparableArgs& a, const SeparablePlan& plan)
+      : a_(a), cm_(a.p.out_channels), opts_(a.input.options()) {
+    onednn_ = std::is_same_v<T, float> && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+    if (onednn_) pw4_ = a.pw_weight.view({a.out_channels, cm_, 1, 1});
+    if (!a.nhwc() && plan.bands > 1) band_in_.resize(a.p.channels * plan.max_band_rows * a.p.in_w);
+    mid_ = at::empty({plan.max_tile_pixels * cm_}, opts_);
+  }
+
+  // The band's input rows in the sub-problem's layout: in place for channels_last and for whole
+  // images, else copied channel by channel.
+  const T* band_input(const Band& b) {
+    const DepthwiseParams& p = a_.p;
+    const T* in = a_.input.template const_data_ptr<T>();
+    const int64_t image = p.channels * p.in_h * p.in_w;
+    if (a_.nhwc()) return in + b.n * image + b.in0 * p.in_w * p.channels;
+    if (band_in_.empty()) return in + b.n * image;
+    const int64_t rows = b.in1 - b.in0;
+    for (int64_t c = 0; c < p.channels; ++c) {
+      std::memcpy(band_in_.data() + c * rows * p.in_w, in + b.n * image + (c * p.in_h + b.in0) * p.in_w,
+                  rows * p.in_w * sizeof(T));
+    }
+    return band_in_.data();
+  }
+
+  // The tile's depthwise result, activated: a matrix in this worker's buffer.
+  at::Tensor depthwise(const Band& b, const T* src) {
+    at::Tensor mid = matrix(mid_, b, cm_);
+    const T* bias = a_.dw_bias.defined() ? a_.dw_bias.template const_data_ptr<T>() : nullptr;
+    if (b.reads_input()) {
+      run_dw_forward<T>(b.q, plan_forward(b.q, sizeof(T)), src, a_.dw_weight.template const_data_ptr<T>(), bias,
+                        mid.template mutable_data_ptr<T>());
+    } else if (bias != nullptr) {  // rows of padding only: the bias
+      mid.copy_(a_.nhwc() ? a_.dw_bias.view({1, cm_}) : a_.dw_bias.view({cm_, 1}));
+    } else {
+      mid.zero_();
+    }
+    if (a_.act == Activation::kRelu) at::relu_(mid);
+    if (a_.act == Activation::kRelu6) at::hardtanh_(mid, 0, 6);
+    return mid;
+  }
+
+  // A tile-shaped matrix over `buffer` (channels x pixels, or pixels x channels).
+  at::Tensor matrix(const at::Tensor& buffer, const Band& b, int64_t channels) const {
+    const int64_t t = b.pixels();
+    return buffer.narrow(0, 0, t * channels).view(a_.nhwc() ? at::IntArrayRef{t, channels}
+                                                              : at::IntArrayRef{channels, t});
+  }
+
+  // The tile of an (N, channels, oH, oW) tensor in p.layout.
+  at::Tensor image_tile(const at::Tensor& t, const Band& b, int64_t channels) const {
+    const DepthwiseParams& p = a_.p;
+    const int64_t plane = p.out_h * p.out_w, pixels = b.pixels();
+    if (a_.nhwc()) {
+      return t.as_strided({pixels, channels}, {channels, 1}, (b.n * plane + b.oh0 * p.out_w) * channels);
+    }
+    return t.as_strided({channels, pixels}, {plane, 1}, b.n * channels * plane + b.oh0 * p.out_w);
+  }
+
+  // The dimension of a tile matrix that runs over pixels.
+  int64_t pixel_dim() const { return a_.nhwc() ? 0 : 1; }
+
+  // out = W act(mid) (+ bias): the pointwise product into the output's tile. float32 runs it as
+  // oneDNN's 1x1 convolution on the tile (what F.conv2d runs on the whole tensor at more than one
+  // thread: measured here twice as fast as the BLAS GEMM of at::mm at every thread count), into a
+  // tile-sized result copied into the output; the other types as a GEMM straight into the output.
+  void pointwise(at::Tensor& out, const at::Tensor& act, const Band& b) const {
+    const at::Tensor& w = a_.pw_weight;
+    if (onednn_) {
+      conv1x1_into(out, act, b, pw4_, a_.pw_bias.defined() ? std::optional<at::Tensor>(a_.pw_bias) : std::nullopt);
+      return;
+    }
+    if (a_.nhwc()) {
+      if (a_.pw_bias.defined()) at::addmm_out(out, a_.pw_bias, act, w.t());
+      else at::mm_out(out, act, w.t());
+    } else {
+      if (a_.pw_bias.defined()) at::addmm_out(out, a_.pw_bias.view({a_.out_channels, 1}), w, act);
+      else at::mm_out(out, w, act);
+    }
+  }
+
+  // acc (Co, Cm) += grad_output's tile times act(mid), transposed.
+  void add_pointwise_weight_grad(at::Tensor& acc, const at::Tensor& go, const at::Tensor& act) const {
+    if (a_.nhwc()) acc.addmm_(go.t(), act);
+    else acc.addmm_(go, act.t());
+  }
+
+  // The depthwise result's gradient: W^T grad_output's tile, into gmid (float32: as oneDNN's 1x1
+  // convolution with the transposed weight, as in pointwise()).
+  void mid_grad(at::Tensor& gmid, const at::Tensor& go, const Band& b) {
+    if (onednn_) {
+      if (!pw4_t_.defined()) pw4_t_ = a_.pw_weight.t().contiguous().view({cm_, a_.out_channels, 1, 1});
+      conv1x1_into(gmid, go, b, pw4_t_, std::nullopt);
+      return;
+    }
+    if (a_.nhwc()) at::mm_out(gmid, go, a_.pw_weight);
+    else at::mm_out(gmid, a_.pw_weight.t(), go);
+  }
+
+  // dst (channels x pixels, or pixels x channels, a tile matrix) = w src (+ bias) for a (co, ci,
+  // 1, 1) weight, by oneDNN on the tile seen as the (1, ci, rows, oW) image it is: channels_last
+  // for NHWC tiles, NCHW ones as they lie (oneDNN runs a (1, ci, 1, T) channels_last image 5x
+  // slower than the same pixels as rows); its result is copied into dst.
+  void conv1x1_into(at::Tensor& dst, const at::Tensor& src, const Band& b, const at::Tensor& w,
+                    const std::optional<at::Tensor>& bias) const {
+    const int64_t rows = b.oh1 - b.oh0, ow = a_.p.out_w, ci = w.size(1), co = w.size(0);
+    const at::Tensor image = a_.nhwc() ? src.view({1, rows, ow, ci}).permute({0, 3, 1, 2})
+                                       : src.as_strided({1, ci, rows, ow}, {ci * src.stride(0), src.stride(0), ow, 1});
+    const at::Tensor r = at::mkldnn_convolution(image, w, bias, {0, 0}, {1, 1}, {1, 1}, 1);
+    dst.copy_(a_.nhwc() ? r.permute({0, 2, 3, 1}).reshape({rows * ow, co}) : r.reshape({co, rows * ow}));
+  }
+
+  // Through the activation, as torch's relu / relu6 backward (from the activated value: zero
+  // where it is <= 0, or >= 6 for relu6; NaN passes).
+  void activation_grad(at::Tensor& gmid, const at::Tensor& act) const {
+    if (a_.act == Activation::kRelu) at::threshold_backward_out(gmid, gmid, act, 0);
+    if (a_.act == Activation::kRelu6) at::hardtanh_backward_out(gmid, gmid, act, 0, 6);
+  }
+
+ private:
+  // Worker threads do not inherit the caller's dispatch state: the ATen ops here run below
+  // autograd in every thread.
+  at::AutoDispatchBelowADInplaceOrView below_autograd_;
+  const SeparableArgs& a_;
+  const int64_t cm_;
+  const at::TensorOptions opts_;
+  std::vector<T> band_in_;
+  at::Tensor mid_;
+  bool onednn_ = false;
+  at::Tensor pw4_, pw4_t_;  // the pointwise weight as (Co, Cm, 1, 1) and transposed, for oneDNN
+};
+
+// Entry points (forward_host.cpp, backward_host.cpp).
+at::Tensor separable_forward(const SeparableArgs& a, const SeparablePlan& plan);
+
+// The gradients `mask` asks for, of (input, dw_weight, dw_bias, pw_weight, pw_bias), into the
+// defined tensors of `grads` (allocated by the caller: grad_input in grad_output's layout).
+void separable_backward(const SeparableArgs& a, const SeparablePlan& plan, const at::Tensor& grad_output,
+                        std::array<at::Tensor, 5>& grads);
+
+}  // namespace cpu
+}  // namespace atrous
