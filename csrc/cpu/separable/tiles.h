@@ -1,6 +1,7 @@
 // Host side of the fused separable convolution: the problem (SeparableArgs) and one thread's
 // working set (TileWorker): the band's input rows, the tile's depthwise result in a cache-sized
-// buffer, and the pointwise GEMMs on it (torch's tuned CPU GEMM, one thread per tile). The
+// buffer, and the pointwise products on it, one thread per tile (float32: oneDNN's 1x1
+// convolution; other types and the pointwise weight gradient: torch's CPU GEMM). The
 // depthwise part runs the depthwise op's own kernels (../depthwise/run.h) on the band's
 // sub-problem (plan.h: Band).
 //
