@@ -35,12 +35,6 @@
 namespace atrous {
 namespace {
 
-std::string capability_names(const std::vector<cpu::Capability>& caps) {
-  std::string s;
-  for (cpu::Capability c : caps) s += (s.empty() ? "" : ",") + std::string(cpu::capability_name(c));
-  return s;
-}
-
 // key=value lines, parsed by atrous.build_info(). Raises if $ATROUS_CPU_CAPABILITY asks for a
 // capability that cannot be used (cpu/capability.h).
 std::string build_info() {
@@ -57,8 +51,8 @@ std::string build_info() {
   s << "cuda_version=\n";
   s << "cuda_arch_list=\n";
 #endif
-  s << "cpu_capabilities=" << capability_names(cpu::built_capabilities()) << "\n";
-  s << "cpu_capabilities_supported=" << capability_names(cpu::supported_capabilities()) << "\n";
+  s << "cpu_capabilities=" << cpu::capability_names(cpu::built_capabilities(), ",") << "\n";
+  s << "cpu_capabilities_supported=" << cpu::capability_names(cpu::supported_capabilities(), ",") << "\n";
   s << "cpu_capability=" << cpu::capability_name(cpu::active_capability()) << "\n";
   s << "cpu_arch=" << ATROUS_CPU_ARCH << "\n";
 #if defined(__clang__)

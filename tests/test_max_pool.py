@@ -115,12 +115,23 @@ PATH_CASES = [
 ]
 
 
+def vector_lanes(dtype):
+    """Lanes of the active CPU capability's kernel vectors for dtype's accumulation type (the
+    kernels' vectors are one register: 64 bytes on avx512, 32 on avx2; csrc/cpu/vector_bytes.h)."""
+    cap = atrous.build_info()["cpu_capability"]
+    return (32 if cap == "avx2" else 64) // (8 if dtype == torch.float64 else 4)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", PATH_CASES, ids=lambda c: f"{c[7]}-{c[8]}-{c[0]}-{c[2]}")
 def test_each_cpu_path_runs_and_matches(case, dtype):
     shape, layout, k, s, p, d, ceil, fwd, bwd = case
     g = torch.Generator().manual_seed(7)
     x = in_layout(torch.randn(shape, generator=g, dtype=torch.float64).to(dtype), layout)
+    out_w = F.max_pool2d(x[:1, :1], k, s, p, d, ceil).shape[-1]
+    kw, sw, dw = _two(k)[1], _two(s)[1], _two(d)[1]
+    if bwd == "nchw_row_scatter" and fwd == "nchw_rows" and out_w >= vector_lanes(dtype) and (kw - 1) * dw < 4 * sw:
+        bwd = "nchw_phase_scatter"  # rows of a vector's worth of outputs with narrower vectors (avx2)
     assert ops._max_pool2d_cpu_plan(x, _two(k), _two(s), _two(p), _two(d), ceil) == f"forward={fwd} backward={bwd}"
     x[0, 0, 0, :3] = float("nan")  # NaN propagation on every path
     x[-1, -1, -3:, -3:] = float("-inf")
@@ -180,6 +191,23 @@ def test_window_without_taps_gives_torchs_index_and_a_safe_gradient(device):
     assert (ri >= 10).all()  # torch's index lies past the 2x5 plane
     g, = torch.autograd.grad(v, x, torch.ones_like(v))
     assert torch.equal(g, torch.zeros_like(g))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_window_without_taps_in_a_row_sends_its_gradient_where_torchs_index_points(layout, dtype):
+    """A window whose taps along W all lie in the padding gets torch's index of a tap past the
+    row's end, which names an element of the next row (found by hypothesis): torch's backward
+    sends the gradient there, and so does ours (the index_scatter backward)."""
+    x = in_layout(torch.randn(2, 3, 2, 1, dtype=torch.float64).to(dtype), layout)
+    assert ops._max_pool2d_cpu_plan(x, [2, 2], [2, 2], [0, 1], [1, 2], False).endswith("backward=index_scatter")
+    xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    v, i = atrous.max_pool2d(xo, 2, None, (0, 1), (1, 2), False, True)
+    rv, ri = F.max_pool2d(xr, 2, None, (0, 1), (1, 2), False, True)
+    assert torch.equal(v, rv) and torch.equal(i, ri) and (ri == 1).all()
+    go = torch.randn(rv.shape, dtype=torch.float64).to(dtype)
+    got, = torch.autograd.grad(v, xo, go)
+    assert torch.equal(got, torch.autograd.grad(rv, xr, go)[0])
 
 
 def test_ties_go_to_the_first(device):

@@ -3,6 +3,7 @@
 
 The op has CPU kernels only so far: the tests run on the CPU (the CUDA kernels are not written)."""
 
+import contextlib
 import math
 import random
 import zlib
@@ -82,11 +83,32 @@ def check_config(cfg, layout, dtype=torch.float64, atol=1e-10, rtol=1e-10):
 
 
 def cpu_plan(cfg, layout="contiguous", dtype=torch.float64):
+    """The plan string at the current thread count: "<order> pointwise=.. images=.. bands=.. rows=..
+    chunks=.. depthwise(...)"."""
     x, dw, pw, _, _ = make_inputs(cfg)
     x = in_layout(x.to(dtype), layout)
     stride, padding, dilation, _ = geometry(cfg)
     pad = atrous.functional._resolve_padding(padding, [cfg["kh"], cfg["kw"]], list(stride), list(dilation))
     return ops._separable_conv2d_cpu_plan(x, dw.to(dtype), pw.to(dtype), list(stride), pad, list(dilation))
+
+
+def plan_fields(plan):
+    """{"order": "per-thread" or "serial", "pointwise": "onednn" or "gemm", "images": int, "bands": int,
+    "rows": int, "chunks": int}."""
+    words = plan.split(" depthwise(")[0].split()
+    fields = dict(w.split("=") for w in words[1:])
+    return {"order": words[0], **{k: v if k == "pointwise" else int(v) for k, v in fields.items()}}
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """torch's intra-op thread count set to n (the plan's tile order depends on it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # --- 1. random configurations against the reference, forward and every gradient ---------------
@@ -103,40 +125,83 @@ def test_random_wide_configs_match_reference(seed):
     check_config(cfg, ["contiguous", "channels_last"][seed % 2])
 
 
-# --- 2. every tiling: one band per image, several, bands that read only padding ----------------
+# --- 2. every tiling: one band per image, several, bands that read only padding, grouped images,
+# both tile orders ------------------------------------------------------------------------------
+
+def cfg_of(N, C, Co, H, W, k=3, m=1, stride=(1, 1), padding=1, dilation=(1, 1), dw_bias=True, pw_bias=True,
+           activation="relu"):
+    return dict(N=N, C=C, m=m, Co=Co, kh=k, kw=k, H=H, W=W, stride=stride, padding=padding, dilation=dilation,
+                dw_bias=dw_bias, pw_bias=pw_bias, activation=activation)
+
 
 TILINGS = [
-    # (name, cfg): what the plan must show
-    ("one band", dict(N=2, C=8, m=1, Co=16, kh=3, kw=3, H=8, W=10, stride=(1, 1), padding=1, dilation=(1, 1),
-                      dw_bias=True, pw_bias=True, activation="relu")),
-    ("bands, stride 1", dict(N=1, C=24, m=1, Co=40, kh=3, kw=3, H=120, W=64, stride=(1, 1), padding=1,
-                             dilation=(1, 1), dw_bias=True, pw_bias=False, activation=None)),
-    ("bands, stride 2", dict(N=1, C=16, m=2, Co=24, kh=5, kw=5, H=161, W=80, stride=(2, 2), padding=2,
-                             dilation=(1, 1), dw_bias=False, pw_bias=True, activation="relu6")),
-    ("bands, dilated", dict(N=1, C=32, m=1, Co=8, kh=3, kw=3, H=100, W=60, stride=(1, 1), padding=6,
-                            dilation=(6, 6), dw_bias=True, pw_bias=True, activation="relu")),
-    ("bands of padding only", dict(N=1, C=3, m=1, Co=5, kh=3, kw=3, H=4, W=128, stride=(1, 1), padding=(60, 0),
-                                   dilation=(1, 1), dw_bias=True, pw_bias=True, activation="relu6")),
-    ("bands, one column", dict(N=1, C=5, m=1, Co=4, kh=7, kw=7, H=1200, W=1, stride=(1, 1), padding=3,
-                               dilation=(1, 1), dw_bias=False, pw_bias=False, activation=None)),
-    ("bands, uneven", dict(N=3, C=7, m=3, Co=9, kh=4, kw=2, H=150, W=33, stride=(3, 1), padding=(3, 1),
-                           dilation=(2, 3), dw_bias=True, pw_bias=True, activation="relu")),
+    # (name, threads, cfg, what the plan must show). At one thread every tile order is per-thread.
+    ("one band", 1, cfg_of(1, 8, 16, 12, 40), dict(order="per-thread", images=1, bands=1)),
+    ("grouped images", 1, cfg_of(6, 8, 16, 8, 10), dict(order="per-thread", images=6, bands=1)),
+    ("grouped images, last group short", 1, cfg_of(70, 8, 6, 4, 5, activation="relu6"),
+     dict(order="per-thread", images=26, bands=1)),
+    ("bands, stride 1", 2, cfg_of(1, 24, 40, 120, 64, pw_bias=False, activation=None),
+     dict(order="per-thread", images=1)),
+    ("bands, stride 2", 1, cfg_of(1, 16, 24, 161, 80, k=5, m=2, stride=(2, 2), padding=2, dw_bias=False,
+                                  activation="relu6"), dict(order="per-thread", images=1)),
+    ("bands, dilated", 1, cfg_of(1, 32, 8, 100, 60, padding=6, dilation=(6, 6)), dict(order="per-thread")),
+    ("bands of padding only", 2, cfg_of(1, 3, 5, 4, 128, padding=(60, 0), activation="relu6"),
+     dict(order="per-thread")),
+    ("bands, one column", 1, cfg_of(1, 5, 4, 1200, 1, k=7, padding=3, dw_bias=False, pw_bias=False, activation=None),
+     dict(order="per-thread")),
+    ("bands, uneven", 2, cfg_of(3, 7, 9, 150, 33, k=3, m=3, stride=(3, 1), padding=(3, 1), dilation=(2, 3)),
+     dict(order="per-thread")),
+    ("serial, one tile", 2, cfg_of(8, 64, 32, 6, 6), dict(order="serial", images=8, bands=1, chunks=1)),
+    ("serial, grouped images", 2, cfg_of(40, 512, 8, 8, 8, activation="relu6"),
+     dict(order="serial", images=16, bands=1, chunks=1)),
+    ("serial, bands", 2, cfg_of(1, 256, 8, 56, 56, stride=(2, 1)), dict(order="serial", images=1, chunks=1)),
+    ("serial, bands of padding only", 2, cfg_of(1, 600, 3, 3, 20, padding=(60, 1), activation="relu6"),
+     dict(order="serial", images=1, chunks=1)),
 ]
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
 @pytest.mark.parametrize("idx", range(len(TILINGS)))
 def test_every_tiling(layout, idx):
-    name, cfg = TILINGS[idx]
-    plan = cpu_plan(cfg, "channels_last" if "channels_last" in layout else "contiguous")
-    bands = int(plan.split()[0].split("=")[1])
-    assert (bands == 1) == (name == "one band"), plan
-    check_config(cfg, layout)
+    name, threads, cfg, want = TILINGS[idx]
+    with num_threads(threads):
+        fields = plan_fields(cpu_plan(cfg, "channels_last" if "channels_last" in layout else "contiguous"))
+        assert {k: fields[k] for k in want} == want, (name, fields)
+        if "bands" in name:
+            assert fields["bands"] > 1, (name, fields)
+        check_config(cfg, layout)
+
+
+def test_tile_order_follows_the_thread_count():
+    # Few tiles: each thread takes its own at 1 thread, all threads take each at 2 and 4.
+    cfg = cfg_of(8, 1024, 64, 5, 5)
+    orders = {}
+    for t in (1, 2, 4):
+        with num_threads(t):
+            orders[t] = plan_fields(cpu_plan(cfg))["order"]
+    assert orders == {1: "per-thread", 2: "serial", 4: "serial"}
+
+
+def test_pointwise_engine_follows_dtype_layout_and_capability():
+    # oneDNN for float32 with the AVX-512 kernels, and for NCHW planes of under 64 pixels; GEMMs
+    # otherwise (csrc/cpu/separable/plan.cpp: pointwise_engine).
+    avx512 = atrous.build_info()["cpu_capability"] == "avx512"
+
+    def engine(cfg, layout, dtype):
+        return plan_fields(cpu_plan(cfg, layout, dtype))["pointwise"]
+
+    small, large = cfg_of(2, 64, 32, 5, 5), cfg_of(2, 64, 32, 20, 20)
+    for cfg in (small, large):
+        assert engine(cfg, "contiguous", torch.float64) == "gemm"
+        assert engine(cfg, "channels_last", torch.bfloat16) == "gemm"
+    assert engine(small, "contiguous", torch.float32) == "onednn"
+    assert engine(large, "contiguous", torch.float32) == ("onednn" if avx512 else "gemm")
+    assert engine(small, "channels_last", torch.float32) == ("onednn" if avx512 else "gemm")
 
 
 def test_plan_reports_its_depthwise_kernels():
-    cfg = TILINGS[1][1]
-    assert cpu_plan(cfg).startswith("bands=") and "depthwise(" in cpu_plan(cfg)
+    cfg = TILINGS[3][2]
+    assert cpu_plan(cfg).split()[0] in ("per-thread", "serial") and "depthwise(" in cpu_plan(cfg)
     assert "nhwc" in cpu_plan(cfg, "channels_last")
 
 
@@ -144,29 +209,30 @@ def test_plan_reports_its_depthwise_kernels():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("idx", [1, 2, 3])
+@pytest.mark.parametrize("idx", [3, 4, 5, 9, 11])
 def test_half_types_within_tolerance(dtype, layout, idx):
     # Inputs the dtype holds exactly; depthwise sums in float, the intermediate rounded once to the
     # dtype (as two torch convolutions in that dtype round it), the pointwise product accumulated
     # in float. The bound: a few roundings of the dtype's epsilon, relative to the magnitudes summed.
-    cfg = TILINGS[idx][1]
-    eps = torch.finfo(dtype).eps
-    leaves = make_inputs(cfg, dtype)
-    x, dw, pw, db, pb = (None if t is None else t.to(dtype) for t in leaves)
-    out = atrous.separable_conv2d(in_layout(x, layout), dw, pw, db, pb, *geometry(cfg)).double()
-    ref = reference(*leaves, *geometry(cfg))
-    absref = reference(*(None if t is None else t.abs() for t in leaves), *geometry(cfg)[:3], None)
-    assert ((out - ref).abs() <= 4 * eps * (absref + 1)).all()
-    # The gradients against float64 with the same kind of bound.
-    g_ours = [None if t is None else t.clone().requires_grad_() for t in (x, dw, pw, db, pb)]
-    g_ref = [None if t is None else t.clone().requires_grad_() for t in leaves]
-    o = atrous.separable_conv2d(in_layout(g_ours[0], layout), *g_ours[1:], *geometry(cfg))
-    go = torch.randn(o.shape, generator=torch.Generator().manual_seed(2)).to(dtype)
-    got = grads(o, g_ours, go)
-    expected = grads(reference(*g_ref, *geometry(cfg)), g_ref, go.double())
-    for a, e in zip(got, expected):
-        scale = e.abs().max().item() + 1
-        assert (a.double() - e).abs().max().item() <= 16 * eps * scale * math.sqrt(e.numel() / e.shape[0] + 1)
+    _, threads, cfg, _ = TILINGS[idx]
+    with num_threads(threads):  # the tile order of the tiling
+        eps = torch.finfo(dtype).eps
+        leaves = make_inputs(cfg, dtype)
+        x, dw, pw, db, pb = (None if t is None else t.to(dtype) for t in leaves)
+        out = atrous.separable_conv2d(in_layout(x, layout), dw, pw, db, pb, *geometry(cfg)).double()
+        ref = reference(*leaves, *geometry(cfg))
+        absref = reference(*(None if t is None else t.abs() for t in leaves), *geometry(cfg)[:3], None)
+        assert ((out - ref).abs() <= 4 * eps * (absref + 1)).all()
+        # The gradients against float64 with the same kind of bound.
+        g_ours = [None if t is None else t.clone().requires_grad_() for t in (x, dw, pw, db, pb)]
+        g_ref = [None if t is None else t.clone().requires_grad_() for t in leaves]
+        o = atrous.separable_conv2d(in_layout(g_ours[0], layout), *g_ours[1:], *geometry(cfg))
+        go = torch.randn(o.shape, generator=torch.Generator().manual_seed(2)).to(dtype)
+        got = grads(o, g_ours, go)
+        expected = grads(reference(*g_ref, *geometry(cfg)), g_ref, go.double())
+        for a, e in zip(got, expected):
+            scale = e.abs().max().item() + 1
+            assert (a.double() - e).abs().max().item() <= 16 * eps * scale * math.sqrt(e.numel() / e.shape[0] + 1)
 
 
 # --- 4. gradients ------------------------------------------------------------------------------
@@ -201,7 +267,7 @@ NAMES = ["x", "dw", "pw", "db", "pb"]
 @pytest.mark.parametrize("needs", ["x", "dw", "pw", "db", "pb", "x dw", "pw pb", "dw db", "x pw", "x dw db pw pb"])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_backward_is_one_op_with_the_needed_mask_and_same_bits(needs, layout):
-    cfg = TILINGS[6][1]
+    cfg = TILINGS[8][2]
     leaves = make_inputs(cfg)
     full = [t.clone().requires_grad_() for t in leaves]
     part = [t.clone().requires_grad_(n in needs.split()) for t, n in zip(leaves, NAMES)]
@@ -422,29 +488,53 @@ def test_direct_op_calls_are_checked():
 
 # --- 9. determinism ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_deterministic_and_thread_count_independent(layout):
+def determinism_case(layout, H, W, stride):
     g = torch.Generator().manual_seed(4)
-    x = in_layout(torch.randn(4, 24, 60, 31, generator=g), layout).requires_grad_()
+    x = in_layout(torch.randn(4, 24, H, W, generator=g), layout).requires_grad_()
     dw = torch.randn(48, 1, 5, 5, generator=g).requires_grad_()
     pw = torch.randn(40, 48, 1, 1, generator=g).requires_grad_()
     db, pb = torch.randn(48, generator=g).requires_grad_(), torch.randn(40, generator=g).requires_grad_()
-    go = in_layout(torch.randn(4, 40, 30, 16, generator=g), layout)
     params = (x, dw, pw, db, pb)
+    out_shape = atrous.separable_conv2d(*params, stride, 2, 1, "relu").shape
+    go = in_layout(torch.randn(out_shape, generator=g), layout)
 
     def run():
-        out = atrous.separable_conv2d(*params, 2, 2, 1, "relu")
+        out = atrous.separable_conv2d(*params, stride, 2, 1, "relu")
         return (out,) + torch.autograd.grad(out, params, go)
 
-    threads = torch.get_num_threads()
-    try:
+    def plan():
+        return ops._separable_conv2d_cpu_plan(x, dw, pw, [stride] * 2, [2] * 4, [1, 1])
+
+    return run, plan
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", ["per-thread", "serial"])
+def test_deterministic(layout, threads, shape):
+    # Bit for bit the same on every run at one thread count, in either tile order.
+    run, plan = determinism_case(layout, *((60, 31, 1) if shape == "per-thread" else (60, 31, 2)))
+    with num_threads(threads):
+        if threads > 1:
+            assert plan().startswith(shape), plan()
         first = run()
         for r in (run(), run()):
             assert all(torch.equal(a, b) for a, b in zip(first, r))
-        torch.set_num_threads(1)
-        assert all(torch.equal(a, b) for a, b in zip(first, run()))
-    finally:
-        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_per_thread_tiles_do_not_depend_on_the_thread_count(layout):
+    # In per-thread order each thread's tiles and the sums' order follow from the shape alone:
+    # the same bits at 1, 2 and 3 threads.
+    run, plan = determinism_case(layout, 60, 31, 1)
+    results, plans = [], set()
+    for t in (1, 2, 3):
+        with num_threads(t):
+            plans.add(plan())
+            results.append(run())
+    assert len(plans) == 1 and plans.pop().startswith("per-thread")
+    for r in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], r))
 
 
 # --- 10. the module ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
-#include <sstream>
+
+#include "vector_bytes.h"
 
 namespace atrous {
 namespace cpu {
@@ -40,13 +41,30 @@ bool cpu_runs(Capability c) {
 #endif
 }
 
-std::string names(const std::vector<Capability>& caps) {
+std::string names(const std::vector<Capability>& caps) { return capability_names(caps); }
+
+}  // namespace
+
+std::string capability_names(const std::vector<Capability>& caps, const char* separator) {
   std::string s;
-  for (Capability c : caps) s += (s.empty() ? "" : ", ") + std::string(capability_name(c));
+  for (Capability c : caps) s += (s.empty() ? "" : separator) + std::string(capability_name(c));
   return s;
 }
 
-}  // namespace
+int vector_bytes(Capability c) {
+  switch (c) {
+    case Capability::kAvx512:
+      return 64;
+    case Capability::kAvx2:
+      return 32;
+    default:  // the host files' target: that of the kernels in a build with one capability
+      return ATROUS_TARGET_VECTOR_BYTES;
+  }
+}
+
+int64_t active_vector_lanes(int64_t element_size) {
+  return vector_bytes(active_capability()) / (element_size == 8 ? 8 : 4);
+}
 
 const char* capability_name(Capability c) {
   switch (c) {

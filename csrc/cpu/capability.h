@@ -7,18 +7,21 @@
 // capability (<op>/dispatch.h, filled by <op>/table.cpp); the host code (ops.cpp, compiled once,
 // for the compiler's default target) takes the table of the capability chosen at the first call:
 // the best one this CPU runs, or the one ATROUS_CPU_CAPABILITY in the environment asks for.
+// The kernels compute in vectors of one register of their capability (vector_bytes.h), which the
+// plans (<op>/plan.cpp) size their channel blocks by: active_vector_lanes().
 //
 // On x86-64 the default build has two (ATROUS_CPU_MULTI_ISA): "avx2" (AVX2, FMA, F16C: x86-64 CPUs
 // since 2013-2015) and "avx512" (AVX-512 F, CD, BW, DQ, VL on top); on a CPU without AVX2 the first
 // call raises, naming what is missing. Other targets, and builds for one machine
-// (ATROUS_CPU_ARCH=native), have one, "default" (the compiler's target, namespace base). The
-// kernels hold 64-byte vectors: compiled for SSE2 alone they take over half an hour to build, for
-// little use, so x86-64 has no SSE2 capability.
+// (ATROUS_CPU_ARCH=native), have one, "default" (the compiler's target, namespace base).
+// Compiled for SSE2 alone the kernels (64-byte vectors there, in four registers each) take over
+// half an hour to build, for little use, so x86-64 has no SSE2 capability.
 #pragma once
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -29,6 +32,14 @@ namespace cpu {
 enum class Capability : int { kDefault = 0, kAvx2 = 1, kAvx512 = 2 };
 
 const char* capability_name(Capability c);
+// "avx2, avx512": the names of `caps`, in order, joined by `separator`.
+std::string capability_names(const std::vector<Capability>& caps, const char* separator = ", ");
+
+// Bytes of the vectors the kernels of `c` compute in (vector_bytes.h), and lanes of them for the
+// accumulation type of a scalar type of element_size bytes (double: 8 bytes; float and the half
+// types: 4) in the active capability's kernels.
+int vector_bytes(Capability c);
+int64_t active_vector_lanes(int64_t element_size);
 
 // What this build has, lowest first.
 const std::vector<Capability>& built_capabilities();
@@ -67,17 +78,10 @@ struct PerScalarType {
   }
 };
 
-// The table of the active capability.
+// The table of the active capability in a build of avx2 and avx512 (every capability it can choose).
 template <typename Table>
-const Table& active_table(const Table* base, const Table* avx2, const Table* avx512) {
-  switch (active_capability()) {
-    case Capability::kAvx512:
-      return *avx512;
-    case Capability::kAvx2:
-      return *avx2;
-    default:
-      return *base;
-  }
+const Table& active_table(const Table& avx2, const Table& avx512) {
+  return active_capability() == Capability::kAvx512 ? avx512 : avx2;
 }
 
 }  // namespace cpu
@@ -91,7 +95,7 @@ const Table& active_table(const Table* base, const Table* avx2, const Table* avx
 #define ATROUS_CPU_KERNEL_TABLE(Type, name)                                                     \
   namespace avx2 { extern const Type name; }                                                    \
   namespace avx512 { extern const Type name; }                                                  \
-  inline const Type& active_##name() { return active_table<Type>(nullptr, &avx2::name, &avx512::name); }
+  inline const Type& active_##name() { return active_table<Type>(avx2::name, avx512::name); }
 #else
 #define ATROUS_CPU_KERNEL_TABLE(Type, name)                  \
   namespace base { extern const Type name; }                 \

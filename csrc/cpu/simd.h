@@ -1,7 +1,7 @@
-// Vector helpers shared by the CPU kernels: Simd (64-byte vectors through the compiler's vector
-// extension, with masked first-m loads and stores), the accumulation type of each scalar type, and
-// Cast (loads and stores of scalar_t lanes as vectors of the accumulation type, so that the half
-// types are computed in float).
+// Vector helpers shared by the CPU kernels: Simd (vectors of one register of the target through
+// the compiler's vector extension, with masked first-m loads and stores), the accumulation type of
+// each scalar type, and Cast (loads and stores of scalar_t lanes as vectors of the accumulation
+// type, so that the half types are computed in float).
 #pragma once
 
 #include "kernel_namespace.h"
@@ -15,8 +15,9 @@
 #include <utility>
 
 #include "../common/macros.h"  // ATROUS_HAVE_SHUFFLEVECTOR
+#include "vector_bytes.h"
 
-#if defined(__AVX512F__) || defined(__F16C__)
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -26,11 +27,12 @@ namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 template <typename T>
 using acc_type_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-// 64-byte SIMD vectors through the GCC/Clang vector extension: the compiler maps them onto the
-// target's registers (one AVX-512 register, two AVX2 registers, four SSE registers), so the inner
-// loops are explicitly vectorised on every x86-64 (and aarch64) build. Simd<T, W> has W lanes
-// (narrower vectors take the channels_last forward's last channels).
-template <typename T, int W = 64 / static_cast<int>(sizeof(T))>
+// SIMD vectors through the GCC/Clang vector extension, by default one register of the target
+// (vector_bytes.h: 64 bytes on AVX-512, 32 on AVX2), so that a kernel's register blocks of
+// vectors fit the target's registers; the inner loops are explicitly vectorised on every x86-64
+// (and aarch64) build. Simd<T, W> has W lanes (narrower vectors take the channels_last forward's
+// last channels).
+template <typename T, int W = ATROUS_TARGET_VECTOR_BYTES / static_cast<int>(sizeof(T))>
 struct Simd {
   typedef T vec __attribute__((vector_size(W * sizeof(T))));
   static constexpr int kLanes = W;
@@ -40,7 +42,7 @@ struct Simd {
     return v;
   }
   static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
-  // Stores the first m (< W) lanes: one masked store on AVX-512.
+  // Stores the first m (< W) lanes: one masked store on AVX-512 and AVX2.
   static inline void store_first(T* p, vec v, int64_t m) {
 #if defined(__AVX512F__)
     if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
@@ -51,9 +53,19 @@ struct Simd {
       return;
     }
 #endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(vec) == 32 && std::is_same_v<T, float>) {
+      _mm256_maskstore_ps(p, first_lanes32(m), reinterpret_cast<__m256>(v));
+      return;
+    } else if constexpr (sizeof(vec) == 32 && std::is_same_v<T, double>) {
+      _mm256_maskstore_pd(p, first_lanes64(m), reinterpret_cast<__m256d>(v));
+      return;
+    }
+#endif
     for (int64_t i = 0; i < m; ++i) p[i] = v[i];
   }
-  // The first m (< W) lanes from p, the others zero: one masked load on AVX-512.
+  // The first m (< W) lanes from p, the others zero: one masked load on AVX-512 and AVX2 (lanes
+  // past m are not read).
   static inline vec load_first(const T* p, int64_t m) {
 #if defined(__AVX512F__)
     if constexpr (sizeof(vec) == 64 && std::is_same_v<T, float>) {
@@ -62,12 +74,30 @@ struct Simd {
       return reinterpret_cast<vec>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1), p));
     }
 #endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(vec) == 32 && std::is_same_v<T, float>) {
+      return reinterpret_cast<vec>(_mm256_maskload_ps(p, first_lanes32(m)));
+    } else if constexpr (sizeof(vec) == 32 && std::is_same_v<T, double>) {
+      return reinterpret_cast<vec>(_mm256_maskload_pd(p, first_lanes64(m)));
+    }
+#endif
     vec v = vec{};
     for (int64_t i = 0; i < m; ++i) v[i] = p[i];
     return v;
   }
   // x - 0 is x for every x (so it folds away, unlike 0 + x, which is +0 for x = -0).
   static inline vec broadcast(T x) { return x - vec{}; }
+
+ private:
+#if defined(__AVX2__)
+  // All ones in the lanes below m: the masks of AVX2's masked loads and stores.
+  static inline __m256i first_lanes32(int64_t m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static inline __m256i first_lanes64(int64_t m) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+#endif
 };
 
 // A vector of N lanes of T (a typedef whose lane type does not depend on the enclosing template
@@ -116,6 +146,8 @@ struct IntLanes {
     };
     if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 8) {
       return rel(p);
+    } else if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 4) {
+      return __builtin_convertvector(rel(p), lanes);
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
     } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
       using N8 = typename VecOf<int32_t, 8>::type;
@@ -140,6 +172,8 @@ struct IntLanes {
     __builtin_memcpy(&a, p, sizeof(a));
     if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 8) {
       return a == want;
+    } else if constexpr (W == 8 && sizeof(same_width_int_t<T>) == 4) {
+      return __builtin_convertvector(a == want, lanes);
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
     } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
       using N8 = typename VecOf<int32_t, 8>::type;
@@ -234,6 +268,9 @@ struct Cast {
             _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
       }
 #elif defined(__F16C__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 8) {
+        return reinterpret_cast<vec>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+      }
       if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
         const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
         const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
@@ -288,6 +325,11 @@ struct Cast {
         return;
       }
 #elif defined(__F16C__)
+      if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(reinterpret_cast<__m256>(v),
+                                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        return;
+      }
       if constexpr (std::is_same_v<scalar_t, c10::Half> && std::is_same_v<acc_t, float> && W == 16) {
         __m256 lo, hi;
         __builtin_memcpy(&lo, &v, sizeof(lo));

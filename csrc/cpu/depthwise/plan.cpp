@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "../capability.h"
+
 namespace atrous {
 namespace cpu {
 
@@ -18,7 +20,8 @@ constexpr int64_t kTileMaxOutW = 24;
 // Listed taps per input row of the channel-tile grad_input (a stack array).
 constexpr int64_t kTileMaxKernelH = 64;
 
-int64_t lanes_of(int64_t element_size) { return 64 / (element_size == 8 ? 8 : 4); }
+// The lanes of the active capability's kernel vectors for this element size.
+int64_t lanes_of(int64_t element_size) { return active_vector_lanes(element_size); }
 int64_t acc_size(int64_t element_size) { return element_size == 8 ? 8 : 4; }
 
 int64_t tile_rows_for(const DepthwiseParams& p, int64_t out_rows) {
@@ -28,9 +31,11 @@ int64_t tile_rows_for(const DepthwiseParams& p, int64_t out_rows) {
 // NCHW rows of up to kTileMaxOutW outputs, and windows whose dilated span stays within a few
 // times the plane (a tile holds the whole padded span: dilations far past the input would make it
 // huge, and the prepared rows handle those in bounded buffers).
+bool bounded_span(const DepthwiseParams& p) {
+  return (p.kernel_w - 1) * p.dil_w <= 2 * p.in_w + 16 && (p.kernel_h - 1) * p.dil_h <= 2 * p.in_h + 16;
+}
 bool channel_tiles_fit(const DepthwiseParams& p) {
-  return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW &&
-         (p.kernel_w - 1) * p.dil_w <= 2 * p.in_w + 16 && (p.kernel_h - 1) * p.dil_h <= 2 * p.in_h + 16;
+  return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW && bounded_span(p);
 }
 
 // Whether row_passes.h has whole-row kernels for this geometry: kernel widths 3, 5, 7 at stride 1
@@ -98,8 +103,9 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
   }
   const int64_t L = lanes_of(element_size);
   // Sweeps down column vectors for square kernels of 3, 5 or 7 with unit stride, or stride 2
-  // without dilation along H, unless rounding the rows up to whole vectors wastes over a third.
-  const bool sweep = p.kernel_h == p.kernel_w &&
+  // without dilation along H, unless rounding the rows up to whole vectors wastes over a third, or
+  // the window spans far past the plane (the sweep's prepared rows hold the whole padded span).
+  const bool sweep = p.kernel_h == p.kernel_w && bounded_span(p) &&
                      (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) &&
                      ((p.stride_h == 1 && p.stride_w == 1) ||
                       (p.stride_h == 2 && p.stride_w == 2 && p.dil_h == 1)) &&

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "../capability.h"
 #include "../../common/macros.h"  // ATROUS_HAVE_SHUFFLEVECTOR
 
 namespace atrous {
@@ -17,11 +18,21 @@ constexpr int64_t kMinVectorRow = 4;
 // About this many elements per parallel_for grain: small enough that batch 1 spreads over every
 // thread, large enough that a task's set-up is noise.
 constexpr int64_t kGrainElements = 4096;
+
+// Whether some window has no tap inside the input along an axis (dilated windows over the padding).
+bool has_empty_window(int64_t out, int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t lo = 0, hi = 0;
+    pool_taps(o * stride - pad, kernel, dilation, in, &lo, &hi);
+    if (lo == hi) return true;
+  }
+  return false;
+}
 }  // namespace
 
 PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
   PoolPlan plan{};
-  const int64_t lanes = 64 / (element_size == 8 ? 8 : 4);
+  const int64_t lanes = active_vector_lanes(element_size);
   const bool small_plane = p.in_h * p.in_w < kMaxPlaneForLanes;
   if (p.layout == Layout::kNHWC) {
     plan.forward = small_plane ? PoolForward::kNhwcChannels : PoolForward::kGeneric;
@@ -50,6 +61,10 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
   const int64_t in_row = std::max<int64_t>(1, p.in_w * (p.layout == Layout::kNHWC ? p.channels : 1));
   plan.forward_grain = std::max<int64_t>(1, kGrainElements / out_row);
   plan.backward_grain = std::max<int64_t>(1, kGrainElements / in_row);
+  if (has_empty_window(p.out_h, p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h) ||
+      has_empty_window(p.out_w, p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w)) {
+    plan.backward = PoolBackward::kIndexScatter;
+  }
   return plan;
 }
 
@@ -68,6 +83,7 @@ const char* backward_name(PoolBackward b) {
     case PoolBackward::kNchwPhaseScatter: return "nchw_phase_scatter";
     case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
     case PoolBackward::kNhwcGather: return "nhwc_gather";
+    case PoolBackward::kIndexScatter: return "index_scatter";
   }
   return "?";
 }

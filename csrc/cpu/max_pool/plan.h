@@ -20,6 +20,10 @@ enum class PoolBackward {
   kNchwPhaseScatter,  // NCHW: the same in vectors of output columns, by column phase
   kNchwGather2x2,   // NCHW, 2x2 windows at stride 2 (no padding or dilation): a gather in vectors
   kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
+  kIndexScatter,    // either layout, when a window has no tap inside the input along an axis: each
+                    // gradient added where its index points (ops.cpp), as torch's backward does;
+                    // such windows hold torch's index of a tap outside the plane's row, which may
+                    // name an element no window covers, where no gather would look
 };
 
 struct PoolPlan {

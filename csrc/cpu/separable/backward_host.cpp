@@ -49,14 +49,19 @@ class BackwardTiles {
   }
 
   void run() {
-    at::parallel_for(0, plan_.chunks, 1, [&](int64_t begin, int64_t end) {
+    auto run_chunks = [&](int64_t begin, int64_t end) {
       TileWorker<T> w(a_, plan_);
       Buffers buf(a_, plan_);
       for (int64_t c = begin; c < end; ++c) {
         const int64_t t0 = c * plan_.tasks / plan_.chunks, t1 = (c + 1) * plan_.tasks / plan_.chunks;
         for (int64_t task = t0; task < t1; ++task) tile(w, buf, task, c);
       }
-    });
+    };
+    if (plan_.order == TileOrder::kSerial) {
+      run_chunks(0, plan_.chunks);  // in this thread; every step inside uses all threads
+    } else {
+      at::parallel_for(0, plan_.chunks, 1, run_chunks);
+    }
     if (want_[kInput]) finish_input_grad();
     reduce(pw_w_, g_[kPwWeight]);
     reduce(pw_b_, g_[kPwBias]);
@@ -71,7 +76,7 @@ class BackwardTiles {
     Buffers(const SeparableArgs& a, const SeparablePlan& plan) {
       const auto& p = a.p;
       gmid = at::empty({plan.max_tile_pixels * p.out_channels}, a.input.options());
-      band_gi = at::empty({p.channels * plan.max_band_rows * p.in_w}, a.input.options());
+      if (plan.bands > 1) band_gi = at::empty({p.channels * plan.max_band_rows * p.in_w}, a.input.options());
       dw_w = at::empty({p.out_channels * p.kernel_h * p.kernel_w},
                        a.input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
     }
@@ -87,7 +92,7 @@ class BackwardTiles {
     at::Tensor act;
     if (need_act_) act = w.depthwise(b, src);
     const at::Tensor go = w.image_tile(go_, b, a_.out_channels);
-    const int64_t pd = w.pixel_dim();
+    const at::IntArrayRef pd = w.pixel_dims();
     if (want_[kPwWeight]) {
       at::Tensor acc = pw_w_[c];
       w.add_pointwise_weight_grad(acc, to_acc(go), to_acc(act));
@@ -101,11 +106,14 @@ class BackwardTiles {
     if (!b.reads_input()) return;
     if (want_[kDwWeight]) depthwise_weight_grad(b, src, gmid, buf, c);
     if (want_[kInput]) {
-      T* local = buf.band_gi.template mutable_data_ptr<T>();
+      // Whole images: straight into grad_input; bands: into the band's rows, then where they go.
+      const bool whole = plan_.bands == 1;
+      T* gi = whole ? g_[kInput].template mutable_data_ptr<T>() + b.n * p_.channels * p_.in_h * p_.in_w
+                    : buf.band_gi.template mutable_data_ptr<T>();
       run_dw_backward_input<T>(b.q, plan_backward_input(b.q, sizeof(T)), gmid.template const_data_ptr<T>(),
                                a_.dw_weight.template const_data_ptr<T>(), flipped_.template const_data_ptr<T>(),
-                               local);
-      scatter_input_grad(b, task % plan_.bands, local);
+                               gi);
+      if (!whole) scatter_input_grad(b, task % plan_.bands, gi);
     }
   }
 
@@ -117,7 +125,7 @@ class BackwardTiles {
     if constexpr (kSameAcc) {
       run_dw_backward_params<T>(b.q, plan, gmid.template const_data_ptr<T>(), src, gw, nullptr);
     } else {
-      const int64_t n = p_.channels * b.q.in_h * p_.in_w;
+      const int64_t n = b.images * p_.channels * b.q.in_h * p_.in_w;
       const at::Tensor in = to_acc(at::from_blob(const_cast<T*>(src), {n}, a_.input.options()));
       const at::Tensor gm = to_acc(gmid.contiguous());
       run_dw_backward_params<acc_t>(b.q, plan, gm.template const_data_ptr<acc_t>(),

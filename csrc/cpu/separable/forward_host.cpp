@@ -1,6 +1,7 @@
-// The fused forward: for each tile (a band of output rows of one image), the depthwise result into
-// the worker's cache-sized buffer, the activation there, and the pointwise product from there into
-// the output. The intermediate never exists as a whole.
+// The fused forward: for each tile (a band of output rows of one image, or whole images), the
+// depthwise result into the worker's cache-sized buffer, the activation there, and the pointwise
+// product from there into the output. The intermediate never exists as a whole (unless it is
+// no larger than a tile).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -12,7 +13,7 @@ namespace cpu {
 namespace {
 template <typename T>
 void forward_tiles(const SeparableArgs& a, const SeparablePlan& plan, at::Tensor& out) {
-  at::parallel_for(0, plan.tasks, 1, [&](int64_t begin, int64_t end) {
+  auto run = [&](int64_t begin, int64_t end) {
     TileWorker<T> w(a, plan);
     for (int64_t task = begin; task < end; ++task) {
       const Band b = band_of(a.p, plan, task);
@@ -20,7 +21,12 @@ void forward_tiles(const SeparableArgs& a, const SeparablePlan& plan, at::Tensor
       at::Tensor tile = w.image_tile(out, b, a.out_channels);
       w.pointwise(tile, act, b);
     }
-  });
+  };
+  if (plan.order == TileOrder::kSerial) {
+    run(0, plan.tasks);  // in this thread; every step inside uses all threads
+  } else {
+    at::parallel_for(0, plan.tasks, 1, run);
+  }
 }
 }  // namespace
 

@@ -2,6 +2,7 @@
 // (csrc/common/separable_host.h), the plan (plan.h), then the tiles (forward_host.cpp,
 // backward_host.cpp).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
@@ -26,7 +27,7 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& dw_we
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   const SeparableArgs a = setup_separable(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation,
                                           std::string(activation));
-  return separable_forward(a, plan_separable(a.p, a.out_channels, input.element_size()));
+  return separable_forward(a, plan_separable(a.p, a.out_channels, input.element_size(), at::get_num_threads()));
 }
 
 // (grad_input, grad_dw_weight, grad_dw_bias, grad_pw_weight, grad_pw_bias) for output_mask; a
@@ -50,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable
   if (mask[2]) grads[2] = at::empty({p.out_channels}, opts);
   if (mask[3]) grads[3] = at::empty(pw_weight.sizes(), opts);
   if (mask[4]) grads[4] = at::empty({a.out_channels}, opts);
-  const SeparablePlan plan = plan_separable(p, a.out_channels, input.element_size());
+  const SeparablePlan plan = plan_separable(p, a.out_channels, input.element_size(), at::get_num_threads());
   if (plan.tasks == 0) {
     for (auto& g : grads) {
       if (g.defined()) g.zero_();
@@ -70,7 +71,8 @@ std::string separable_conv2d_cpu_plan(const at::Tensor& input, const at::Tensor&
                                       at::IntArrayRef dilation) {
   DepthwiseParams p = make_depthwise_params(input.sizes(), dw_weight.sizes(), stride, padding, dilation);
   p.layout = layout_of(input);
-  return separable_plan_name(p, pw_weight.size(0), input.element_size());
+  const SeparablePlan plan = plan_separable(p, pw_weight.size(0), input.element_size(), at::get_num_threads());
+  return separable_plan_name(plan, p, input.element_size());
 }
 
 }  // namespace

@@ -1,23 +1,29 @@
 // Every tiling choice and threshold of the fused separable convolution on the CPU.
 #include "plan.h"
 
+#include <ATen/Context.h>
+
 #include <algorithm>
 
+#include "../capability.h"
 #include "../depthwise/plan.h"
 
 namespace atrous {
 namespace cpu {
 
 namespace {
-// A tile's depthwise result (pixels x C*m, in the accumulation type's size) stays within this
-// (with its gradient, about a core's 2 MiB L2 here) unless kMinTilePixels asks for more. Raised
-// from 256 KiB and 128 pixels when the pointwise products moved to oneDNN, whose per-call cost
-// made small tiles slow (MobileNetV1 512->512 at 14x14, 1 thread: 3.0 -> 2.5 ms forward).
+// A tile's depthwise result (pixels x C*m, in the accumulation type's size) stays within this per
+// thread (with its gradient, about a core's 2 MiB L2 here) unless kMinTilePixels asks for more.
+// Raised from 256 KiB and 128 pixels when the pointwise products moved to oneDNN, whose per-call
+// cost made small tiles slow (MobileNetV1 512->512 at 14x14, 1 thread: 3.0 -> 2.5 ms forward).
 constexpr int64_t kTileBytes = 1024 * 1024;
-// Fewer pixels than this make the pointwise product a thin GEMM.
+// Fewer pixels than this per thread make the pointwise product a thin GEMM.
 constexpr int64_t kMinTilePixels = 512;
 // Enough tasks for load balance, from the shape only.
 constexpr int64_t kWantTasks = 32;
+// kPerThread needs at least this many tasks per thread (fewer leave threads idle for much of the
+// time, 3 tasks on 2 threads a third of it); below, the tiles run in kSerial order.
+constexpr int64_t kMinTasksPerThread = 4;
 // Backward: at most this many chunks of weight-gradient partial sums, and at most this many bytes
 // of them.
 constexpr int64_t kMaxChunks = 16;
@@ -25,25 +31,65 @@ constexpr int64_t kChunkBytes = 64 << 20;
 
 int64_t acc_size(int64_t element_size) { return element_size == 8 ? 8 : 4; }
 int64_t span_h(const DepthwiseParams& p) { return (p.kernel_h - 1) * p.dil_h + 1; }
-}  // namespace
 
-SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int64_t element_size) {
-  SeparablePlan plan;
+// Tiles of at most `bytes` of depthwise result (unless that is fewer than `min_pixels`), and, for
+// kPerThread, small enough for `want_tasks` tiles in all: bands of rows where an image is larger
+// than that, else groups of whole images.
+void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, int64_t min_pixels,
+               int64_t want_tasks, SeparablePlan& plan) {
   const int64_t oh = std::max<int64_t>(1, p.out_h), ow = std::max<int64_t>(1, p.out_w);
+  const int64_t batch = std::max<int64_t>(1, p.batch);
   const int64_t row_bytes = ow * p.out_channels * acc_size(element_size);
-  const int64_t by_cache = std::max<int64_t>(1, kTileBytes / row_bytes);
-  const int64_t by_tasks = ceil_div(oh * std::max<int64_t>(1, p.batch), kWantTasks);
+  const int64_t by_cache = std::max<int64_t>(1, bytes / row_bytes);
+  const int64_t by_tasks = ceil_div(oh * batch, want_tasks);
   // Bands overlap by the kernel's span in the input: bands of fewer rows than twice that span
   // (per stride) would read most input rows more than once.
-  const int64_t by_gemm = std::max(ceil_div(kMinTilePixels, ow), ceil_div(2 * span_h(p), p.stride_h));
-  int64_t rows = std::max(std::min(by_cache, by_tasks), by_gemm);
-  rows = std::min(rows, oh);
+  const int64_t by_gemm = std::max(ceil_div(min_pixels, ow), ceil_div(2 * span_h(p), p.stride_h));
+  const int64_t rows = std::min(std::max(std::min(by_cache, by_tasks), by_gemm), oh);
   plan.bands = ceil_div(oh, rows);
   plan.rows_per_band = ceil_div(oh, plan.bands);
-  plan.tasks = p.batch * plan.bands;
-  plan.max_tile_pixels = plan.rows_per_band * ow;
+  plan.images = 1;
+  if (plan.bands == 1) {
+    const int64_t image_cache = std::max<int64_t>(1, bytes / (row_bytes * oh));
+    const int64_t image_tasks = std::max<int64_t>(1, batch / want_tasks);
+    const int64_t image_gemm = ceil_div(min_pixels, oh * ow);
+    plan.images = std::clamp<int64_t>(std::max(std::min(image_cache, image_tasks), image_gemm), 1, batch);
+  }
+  plan.tasks = ceil_div(p.batch, plan.images) * plan.bands;
+  plan.max_tile_pixels = plan.images * plan.rows_per_band * ow;
   plan.max_band_rows =
       plan.bands == 1 ? p.in_h : std::min(p.in_h, (plan.rows_per_band - 1) * p.stride_h + span_h(p));
+}
+
+// oneDNN's 1x1 convolution where it beat the GEMM on tiles: measured twice as fast as at::mm on
+// the AVX-512 Xeon at every thread count; on an AVX2 AMD EPYC (Zen 3) 1.5-2x slower than at::mm on
+// tile-sized products ((32 -> 64) x 1600 pixels: 0.17-0.26 ms against 0.12 ms; 128 -> 128 x 400
+// pixels: 0.21-0.25 against 0.16-0.18 ms), and 10x slower on some NCHW shapes, except on NCHW
+// planes of under kOneDnnNchwPlane pixels, where the GEMMs are one per image and a sliver wide
+// ((8, 1024, 5, 5) -> 1024: 7.5 ms against 10.8 ms for the per-image GEMMs; at 10x10 the two tie).
+constexpr int64_t kOneDnnNchwPlane = 64;
+
+PointwiseEngine pointwise_engine(const DepthwiseParams& p, int64_t element_size) {
+  if (element_size != 4 || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return PointwiseEngine::kGemm;
+  const bool small_nchw = p.layout == Layout::kNCHW && p.out_h * p.out_w < kOneDnnNchwPlane;
+  return active_capability() == Capability::kAvx512 || small_nchw ? PointwiseEngine::kOneDnn
+                                                                   : PointwiseEngine::kGemm;
+}
+}  // namespace
+
+SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int64_t element_size,
+                             int64_t threads) {
+  threads = std::max<int64_t>(1, threads);
+  SeparablePlan plan;
+  cut_tiles(p, element_size, kTileBytes, kMinTilePixels, kWantTasks, plan);
+  plan.pointwise = pointwise_engine(p, element_size);
+  if (threads > 1 && plan.tasks < kMinTasksPerThread * threads) {
+    plan.order = TileOrder::kSerial;
+    // Every thread works on each tile: the tile has each thread's share of cache and pixels.
+    cut_tiles(p, element_size, kTileBytes * threads, kMinTilePixels * threads, 1, plan);
+    plan.chunks = 1;
+    return plan;
+  }
   const int64_t chunk_bytes =
       (out_channels * p.out_channels + out_channels + p.out_channels * (p.kernel_h * p.kernel_w + 1)) *
       acc_size(element_size);
@@ -54,12 +100,13 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
 
 Band band_of(const DepthwiseParams& p, const SeparablePlan& plan, int64_t task) {
   Band b;
-  b.n = task / plan.bands;
+  b.n = task / plan.bands * plan.images;
+  b.images = std::min(plan.images, p.batch - b.n);
   const int64_t band = task % plan.bands;
   b.oh0 = band * plan.rows_per_band;
   b.oh1 = std::min(p.out_h, b.oh0 + plan.rows_per_band);
   const int64_t first = b.oh0 * p.stride_h - p.pad_h;  // the first input row the band reads
-  if (plan.bands == 1) {  // the whole image (which NCHW tiles read in place)
+  if (plan.bands == 1) {  // whole images (which NCHW tiles read in place)
     b.in0 = 0;
     b.in1 = p.in_h;
   } else {
@@ -68,7 +115,7 @@ Band band_of(const DepthwiseParams& p, const SeparablePlan& plan, int64_t task) 
     if (b.in1 < b.in0) b.in1 = b.in0;
   }
   b.q = p;
-  b.q.batch = 1;
+  b.q.batch = b.images;
   b.q.in_h = b.in1 - b.in0;
   b.q.out_h = b.oh1 - b.oh0;
   b.q.pad_h = b.in0 - first;
@@ -103,15 +150,17 @@ int64_t shared_row_index(const Band& b, const BandOverlaps& o, int64_t band, int
   return r < o.excl0[band] ? r - b.in0 : top + (r - o.excl1[band]);
 }
 
-std::string separable_plan_name(const DepthwiseParams& p, int64_t out_channels, int64_t element_size) {
-  const SeparablePlan plan = plan_separable(p, out_channels, element_size);
+std::string separable_plan_name(const SeparablePlan& plan, const DepthwiseParams& p, int64_t element_size) {
   // The band with the most input rows (an interior one where there is one).
   Band widest = band_of(p, plan, 0);
   for (int64_t i = 1; i < plan.bands; ++i) {
     const Band b = band_of(p, plan, i);
     if (b.oh1 - b.oh0 == plan.rows_per_band && b.q.in_h > widest.q.in_h) widest = b;
   }
-  return "bands=" + std::to_string(plan.bands) + " rows=" + std::to_string(plan.rows_per_band) +
+  const char* order = plan.order == TileOrder::kSerial ? "serial" : "per-thread";
+  const char* engine = plan.pointwise == PointwiseEngine::kOneDnn ? "onednn" : "gemm";
+  return std::string(order) + " pointwise=" + engine + " images=" + std::to_string(plan.images) +
+         " bands=" + std::to_string(plan.bands) + " rows=" + std::to_string(plan.rows_per_band) +
          " chunks=" + std::to_string(plan.chunks) + " depthwise(" + plan_name(widest.q, element_size) + ")";
 }
 

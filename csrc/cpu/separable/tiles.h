@@ -1,13 +1,15 @@
-// Host side of the fused separable convolution: the problem (SeparableArgs) and one thread's
-// working set (TileWorker): the band's input rows, the tile's depthwise result in a cache-sized
-// buffer, and the pointwise products on it, one thread per tile (float32: oneDNN's 1x1
-// convolution; other types and the pointwise weight gradient: torch's CPU GEMM). The
-// depthwise part runs the depthwise op's own kernels (../depthwise/run.h) on the band's
+// Host side of the fused separable convolution: the problem (SeparableArgs) and the working set of
+// whoever runs a tile (TileWorker: one thread's, or the calling thread's in serial order): the
+// band's input rows, the tile's depthwise result in a cache-sized buffer, and the pointwise
+// products on it (plan.h: PointwiseEngine; the pointwise weight gradient: torch's CPU GEMM). The
+// depthwise part runs the depthwise op's own kernels (../depthwise/run.h) on the tile's
 // sub-problem (plan.h: Band).
 //
-// Matrices of a tile, T its pixels, Cm = C*m, Co the pointwise outputs:
-//   NCHW: depthwise result (Cm, T); the output's and grad_output's tile (Co, T), row stride oH*oW;
-//   NHWC: depthwise result (T, Cm); the output's and grad_output's tile (T, Co), contiguous.
+// Matrices of a tile, G its images, P the pixels of one image's part, Cm = C*m, Co the pointwise
+// outputs:
+//   NCHW: depthwise result (G, Cm, P); the output's and grad_output's tile (G, Co, P), strides
+//         (Co*oH*oW, oH*oW, 1);
+//   NHWC: depthwise result (G*P, Cm); the output's and grad_output's tile (G*P, Co), contiguous.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -30,7 +32,7 @@ class TileWorker {
  public:
   TileWorker(const SeparableArgs& a, const SeparablePlan& plan)
       : a_(a), cm_(a.p.out_channels), opts_(a.input.options()) {
-    onednn_ = std::is_same_v<T, float> && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+    onednn_ = std::is_same_v<T, float> && plan.pointwise == PointwiseEngine::kOneDnn;
     if (onednn_) pw4_ = a.pw_weight.view({a.out_channels, cm_, 1, 1});
     if (!a.nhwc() && plan.bands > 1) band_in_.resize(a.p.channels * plan.max_band_rows * a.p.in_w);
     mid_ = at::empty({plan.max_tile_pixels * cm_}, opts_);
@@ -69,30 +71,33 @@ class TileWorker {
     return mid;
   }
 
-  // A tile-shaped matrix over `buffer` (channels x pixels, or pixels x channels).
+  // A tile-shaped matrix over the start of `buffer` (see the top of this file).
   at::Tensor matrix(const at::Tensor& buffer, const Band& b, int64_t channels) const {
     const int64_t t = b.pixels();
-    return buffer.narrow(0, 0, t * channels).view(a_.nhwc() ? at::IntArrayRef{t, channels}
-                                                              : at::IntArrayRef{channels, t});
+    const at::Tensor part = buffer.narrow(0, 0, t * channels);
+    return a_.nhwc() ? part.view({t, channels}) : part.view({b.images, channels, t / b.images});
   }
 
   // The tile of an (N, channels, oH, oW) tensor in p.layout.
   at::Tensor image_tile(const at::Tensor& t, const Band& b, int64_t channels) const {
     const DepthwiseParams& p = a_.p;
-    const int64_t plane = p.out_h * p.out_w, pixels = b.pixels();
+    const int64_t plane = p.out_h * p.out_w;
     if (a_.nhwc()) {
-      return t.as_strided({pixels, channels}, {channels, 1}, (b.n * plane + b.oh0 * p.out_w) * channels);
+      return t.as_strided({b.pixels(), channels}, {channels, 1}, (b.n * plane + b.oh0 * p.out_w) * channels);
     }
-    return t.as_strided({channels, pixels}, {plane, 1}, b.n * channels * plane + b.oh0 * p.out_w);
+    return t.as_strided({b.images, channels, (b.oh1 - b.oh0) * p.out_w}, {channels * plane, plane, 1},
+                        b.n * channels * plane + b.oh0 * p.out_w);
   }
 
-  // The dimension of a tile matrix that runs over pixels.
-  int64_t pixel_dim() const { return a_.nhwc() ? 0 : 1; }
+  // The dimensions of a tile matrix that run over pixels.
+  at::IntArrayRef pixel_dims() const {
+    static constexpr int64_t kNhwc[] = {0}, kNchw[] = {0, 2};
+    return a_.nhwc() ? at::IntArrayRef(kNhwc) : at::IntArrayRef(kNchw);
+  }
 
-  // out = W act(mid) (+ bias): the pointwise product into the output's tile. float32 runs it as
-  // oneDNN's 1x1 convolution on the tile (what F.conv2d runs on the whole tensor at more than one
-  // thread: measured here twice as fast as the BLAS GEMM of at::mm at every thread count), into a
-  // tile-sized result copied into the output; the other types as a GEMM straight into the output.
+  // out = W act(mid) (+ bias): the pointwise product into the output's tile, as oneDNN's 1x1
+  // convolution on the tile (what F.conv2d runs on the whole tensor at more than one thread) into
+  // a tile-sized result copied into the output, or as GEMMs straight into the output.
   void pointwise(at::Tensor& out, const at::Tensor& act, const Band& b) const {
     const at::Tensor& w = a_.pw_weight;
     if (onednn_) {
@@ -102,41 +107,53 @@ class TileWorker {
     if (a_.nhwc()) {
       if (a_.pw_bias.defined()) at::addmm_out(out, a_.pw_bias, act, w.t());
       else at::mm_out(out, act, w.t());
-    } else {
-      if (a_.pw_bias.defined()) at::addmm_out(out, a_.pw_bias.view({a_.out_channels, 1}), w, act);
-      else at::mm_out(out, w, act);
+      return;
+    }
+    for (int64_t g = 0; g < b.images; ++g) {
+      at::Tensor o = out.select(0, g);
+      if (a_.pw_bias.defined()) at::addmm_out(o, a_.pw_bias.view({a_.out_channels, 1}), w, act.select(0, g));
+      else at::mm_out(o, w, act.select(0, g));
     }
   }
 
   // acc (Co, Cm) += grad_output's tile times act(mid), transposed.
   void add_pointwise_weight_grad(at::Tensor& acc, const at::Tensor& go, const at::Tensor& act) const {
-    if (a_.nhwc()) acc.addmm_(go.t(), act);
-    else acc.addmm_(go, act.t());
+    if (a_.nhwc()) {
+      acc.addmm_(go.t(), act);
+      return;
+    }
+    for (int64_t g = 0; g < go.size(0); ++g) acc.addmm_(go.select(0, g), act.select(0, g).t());
   }
 
-  // The depthwise result's gradient: W^T grad_output's tile, into gmid (float32: as oneDNN's 1x1
-  // convolution with the transposed weight, as in pointwise()).
+  // The depthwise result's gradient: W^T grad_output's tile, into gmid (by the engine of
+  // pointwise(); oneDNN with the transposed weight).
   void mid_grad(at::Tensor& gmid, const at::Tensor& go, const Band& b) {
     if (onednn_) {
       if (!pw4_t_.defined()) pw4_t_ = a_.pw_weight.t().contiguous().view({cm_, a_.out_channels, 1, 1});
       conv1x1_into(gmid, go, b, pw4_t_, std::nullopt);
       return;
     }
-    if (a_.nhwc()) at::mm_out(gmid, go, a_.pw_weight);
-    else at::mm_out(gmid, a_.pw_weight.t(), go);
+    if (a_.nhwc()) {
+      at::mm_out(gmid, go, a_.pw_weight);
+      return;
+    }
+    for (int64_t g = 0; g < b.images; ++g) {
+      at::Tensor m = gmid.select(0, g);
+      at::mm_out(m, a_.pw_weight.t(), go.select(0, g));
+    }
   }
 
-  // dst (channels x pixels, or pixels x channels, a tile matrix) = w src (+ bias) for a (co, ci,
-  // 1, 1) weight, by oneDNN on the tile seen as the (1, ci, rows, oW) image it is: channels_last
-  // for NHWC tiles, NCHW ones as they lie (oneDNN runs a (1, ci, 1, T) channels_last image 5x
-  // slower than the same pixels as rows); its result is copied into dst.
+  // dst (a tile matrix) = w src (+ bias) for a (co, ci, 1, 1) weight, by oneDNN on the tile seen
+  // as the (G, ci, rows, oW) images it is: channels_last for NHWC tiles, NCHW ones as they lie
+  // (oneDNN runs a (1, ci, 1, T) channels_last image 5x slower than the same pixels as rows); its
+  // result is copied into dst.
   void conv1x1_into(at::Tensor& dst, const at::Tensor& src, const Band& b, const at::Tensor& w,
                     const std::optional<at::Tensor>& bias) const {
-    const int64_t rows = b.oh1 - b.oh0, ow = a_.p.out_w, ci = w.size(1), co = w.size(0);
-    const at::Tensor image = a_.nhwc() ? src.view({1, rows, ow, ci}).permute({0, 3, 1, 2})
-                                       : src.as_strided({1, ci, rows, ow}, {ci * src.stride(0), src.stride(0), ow, 1});
+    const int64_t g = b.images, rows = b.oh1 - b.oh0, ow = a_.p.out_w, ci = w.size(1), co = w.size(0);
+    const at::Tensor image = a_.nhwc() ? src.view({g, rows, ow, ci}).permute({0, 3, 1, 2})
+                                       : src.as_strided({g, ci, rows, ow}, {src.stride(0), src.stride(1), ow, 1});
     const at::Tensor r = at::mkldnn_convolution(image, w, bias, {0, 0}, {1, 1}, {1, 1}, 1);
-    dst.copy_(a_.nhwc() ? r.permute({0, 2, 3, 1}).reshape({rows * ow, co}) : r.reshape({co, rows * ow}));
+    dst.copy_(a_.nhwc() ? r.permute({0, 2, 3, 1}).reshape({g * rows * ow, co}) : r.reshape({g, co, rows * ow}));
   }
 
   // Through the activation, as torch's relu / relu6 backward (from the activated value: zero
