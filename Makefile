@@ -16,7 +16,7 @@ export MAX_JOBS ?= 2
 
 all: test
 
-$(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION):
+$(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" numpy ninja "setuptools>=64" wheel \
@@ -25,10 +25,12 @@ $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION):
 	$(PY) -m pip install --quiet --no-deps "torchvision==$(TORCHVISION_VERSION)" && $(PY) -m pip install --quiet pillow
 	# timm's networks give the separable layers of the separable benchmark's network mode.
 	$(PY) -m pip install --quiet --no-deps "timm==$(TIMM_VERSION)"
+	# matplotlib draws the plots of benchmarks/run.py.
+	$(PY) -m pip install --quiet matplotlib
 	rm -f $(VENV)/.ready-*
 	touch $@
 
-venv: $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)
+venv: $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl
 
 build: venv
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
@@ -47,13 +49,12 @@ test: build
 		ATROUS_CPU_CAPABILITY=$$cap $(PY) -m pytest -q -m "not slow" $(CAPABILITY_TESTS) || exit 1; \
 	done
 
+# Every suite (benchmarks/run.py), quick by default; `make bench BENCH_ARGS=` runs them at full length.
+# The allocator keeps freed memory, so that fresh outputs do not page-fault by chance on either side.
+BENCH_ARGS ?= --quick
 bench: build
-	$(PY) benchmarks/bench_depthwise.py
-	$(PY) benchmarks/bench_depthwise.py --networks
-	$(PY) benchmarks/bench_max_unpool.py
-	$(PY) benchmarks/bench_max_pool.py
-	$(PY) benchmarks/bench_separable.py
-	$(PY) benchmarks/bench_separable.py --networks
+	MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296 \
+		$(PY) benchmarks/run.py $(BENCH_ARGS) --out build/bench
 
 clean:
 	rm -rf build dist *.egg-info python/atrous/*.so

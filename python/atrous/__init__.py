@@ -1,5 +1,5 @@
-"""atrous: fast dilated depthwise conv2d, max-pool2d with indices and indexed max-unpool2d (and, as it lands, the fused
-separable conv2d) for PyTorch, with handwritten CPU and CUDA kernels."""
+"""atrous: fast dilated depthwise conv2d, fused depthwise-separable conv2d, max-pool2d with indices and indexed
+max-unpool2d for PyTorch, with handwritten CPU and CUDA kernels; atrous.convert swaps them into a model."""
 
 import torch
 
@@ -9,8 +9,10 @@ load_library()
 
 from . import _ops, _separable  # noqa: E402,F401  (fake kernels, autograd)
 from . import nn  # noqa: E402
+from ._convert import Conversion, convert  # noqa: E402
 from .functional import depthwise_conv2d, max_pool2d, max_unpool2d, separable_conv2d  # noqa: E402
 
 __version__ = build_info()["version"]
 
-__all__ = ["__version__", "build_info", "depthwise_conv2d", "max_pool2d", "max_unpool2d", "nn", "separable_conv2d"]
+__all__ = ["__version__", "Conversion", "build_info", "convert", "depthwise_conv2d", "max_pool2d", "max_unpool2d", "nn",
+           "separable_conv2d"]

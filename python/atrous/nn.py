@@ -7,7 +7,7 @@ from torch import nn
 
 from . import functional as F
 
-__all__ = ["DepthwiseConv2d", "SeparableConv2d", "MaxPool2d", "MaxUnpool2d"]
+__all__ = ["DepthwiseConv2d", "SeparableConv2d", "MaxPool2d", "MaxUnpool2d", "FusedConv", "Absorbed"]
 
 
 def _pair(v):
@@ -238,9 +238,193 @@ class MaxUnpool2d(nn.Module):
         F._pair("stride", self.stride, 1)
         F._pair("padding", self.padding, 0)
 
+    @classmethod
+    def from_unpool(cls, unpool):
+        """The atrous module for an ``nn.MaxUnpool2d``, with its arguments."""
+        if not isinstance(unpool, nn.MaxUnpool2d):
+            raise TypeError(f"from_unpool expects an nn.MaxUnpool2d, got {type(unpool).__name__}")
+        return cls(unpool.kernel_size, unpool.stride, unpool.padding)
+
     def forward(self, input, indices, output_size=None):
         return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size,
                               self.validate_indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+# Modules of a model converted by atrous.convert
+
+
+def activation_of(module):
+    """'relu' or 'relu6' for a module that is exactly that activation, else None."""
+    if type(module) is nn.ReLU:
+        return "relu"
+    if type(module) is nn.ReLU6 or (type(module) is nn.Hardtanh and module.min_val == 0 and module.max_val == 6):
+        return "relu6"
+    return None
+
+
+def _share_state(holder, original):
+    """holder registers original's parameters and buffers as its own, under the same names: the very
+    dictionaries are shared, so moving, loading or saving either is seen by both."""
+    holder._parameters = original._parameters
+    holder._buffers = original._buffers
+    holder._non_persistent_buffers_set = original._non_persistent_buffers_set
+    holder._version = getattr(type(original), "_version", 1)
+    object.__setattr__(holder, "_original", original)
+
+
+class Absorbed(nn.Module):
+    """Where a module of a fused chain was: the identity, computed by the :class:`FusedConv` at the
+    head of the chain. It holds the module's parameters and buffers under their original names, so
+    the state_dict keys stay those of the original model."""
+
+    def __init__(self, original, into):
+        super().__init__()
+        _share_state(self, original)
+        self.into = into
+
+    def forward(self, input):
+        return input
+
+    def train(self, mode=True):
+        self._original.train(mode)
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # The original's own loading (batch norm fills in num_batches_tracked of old checkpoints).
+        self._original._load_from_state_dict(*args, **kwargs)
+
+    def extra_repr(self):
+        return f"{type(self._original).__name__}, computed by {self.into!r}"
+
+
+def _fold(weight, bias, bn):
+    """weight and bias of a conv followed by the eval-mode batch norm bn, with bn folded in."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean if bias is None else bias - bn.running_mean
+    shift = shift * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return weight * scale.view(-1, 1, 1, 1).to(weight.dtype), shift.to(weight.dtype)
+
+
+class FusedConv(nn.Module):
+    """A conv and the modules that follow it in a chain, as one op: a depthwise conv with an
+    eval-mode batch norm folded in (:func:`atrous.depthwise_conv2d`), or, with a pointwise conv, the
+    whole chain as one :func:`atrous.separable_conv2d`; or (``depthwise=False``) another conv with
+    its batch norm folded in, which torch computes.
+
+    It stands where the head conv was and holds its ``weight`` and ``bias``; the other members
+    are :class:`Absorbed` in their own places. ``activation`` ('relu', 'relu6' or None) is what the
+    chain applies between the two convs, ``post_activation`` what its last batch norm applies after
+    them (timm's BatchNormAct2d). In training mode a chain with batch norms runs unfused: the atrous
+    depthwise conv, then the original modules."""
+
+    def __init__(self, dw, bn1=None, act=None, pw=None, bn2=None, activation=None, post_activation=None,
+                 names=(), depthwise=True):
+        super().__init__()
+        if not depthwise and (pw is not None or act is not None):
+            raise ValueError("only a depthwise head fuses with a pointwise conv")
+        self.depthwise = depthwise
+        _share_state(self, dw)
+        object.__setattr__(self, "_members", (bn1, act, pw, bn2))
+        for name, value in (("activation", activation), ("post_activation", post_activation)):
+            if value not in (None, "relu", "relu6"):
+                raise ValueError(f"{name} must be None, 'relu' or 'relu6', got {value!r}")
+        if activation is not None and pw is None:
+            raise ValueError("activation applies between the depthwise and a pointwise conv; pw is None")
+        self.activation = activation
+        self.post_activation = post_activation
+        self.names = tuple(names)
+
+    @property
+    def head(self):
+        """The conv at the head of the chain (its parameters are this module's)."""
+        return self._original
+
+    def train(self, mode=True):
+        for m in (self._original, *self._members):
+            if m is not None:
+                m.train(mode)
+        return super().train(mode)
+
+    def forward(self, input):
+        dw = self._original
+        bn1, act, pw, bn2 = self._members
+        if self.training and (bn1 is not None or bn2 is not None):
+            return self._unfused(input)
+        weight, bias, pw_weight, pw_bias = self._weights()
+        if not self.depthwise:
+            out = dw._conv_forward(input, weight, bias)
+        elif pw is None:
+            out = F.depthwise_conv2d(input, weight, bias, dw.stride, dw.padding, dw.dilation)
+        else:
+            out = F.separable_conv2d(input, weight, pw_weight, bias, pw_bias, dw.stride, dw.padding, dw.dilation,
+                                     self.activation)
+        # The ops' backward keeps no output, so the activation may overwrite it.
+        if self.post_activation == "relu":
+            out = torch.nn.functional.relu(out, inplace=True)
+        elif self.post_activation == "relu6":
+            out = torch.nn.functional.relu6(out, inplace=True)
+        return out
+
+    def _sources(self):
+        dw = self._original
+        bn1, _, pw, bn2 = self._members
+        found = [dw.weight, dw.bias]
+        for m in (bn1, pw, bn2):
+            if m is not None:
+                found += [m.weight, m.bias] + ([m.running_mean, m.running_var] if m is not pw else [])
+        return [t for t in found if t is not None]
+
+    def _fold_now(self):
+        dw = self._original
+        bn1, _, pw, bn2 = self._members
+        weight, bias = dw.weight, dw.bias
+        if bn1 is not None:
+            weight, bias = _fold(weight, bias, bn1)
+        pw_weight, pw_bias = (pw.weight, pw.bias) if pw is not None else (None, None)
+        if bn2 is not None:
+            pw_weight, pw_bias = _fold(pw_weight, pw_bias, bn2)
+        return weight, bias, pw_weight, pw_bias
+
+    def _weights(self):
+        """The ops' weights and biases, batch norms folded in. Where autograd need not see the fold
+        (no grad, or nothing requiring it) the folded tensors are kept until a source tensor changes
+        (in place, as an optimizer or load_state_dict changes it, or for another): a fold is a few
+        small ops per chain, a noticeable share of a batch-1 inference."""
+        if self._members[0] is None and self._members[3] is None:
+            return self._fold_now()
+        sources = self._sources()
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(t.requires_grad for t in sources)):
+            return self._fold_now()
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        cache = self.__dict__.get("_folded")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, self._fold_now())
+            object.__setattr__(self, "_folded", cache)
+        return cache[1]
+
+    def _unfused(self, input):
+        dw = self._original
+        if self.depthwise:
+            out = F.depthwise_conv2d(input, dw.weight, dw.bias, dw.stride, dw.padding, dw.dilation)
+        else:
+            out = dw(input)
+        for m in self._members:
+            if m is not None:
+                out = m(out)
+        return out
+
+    def extra_repr(self):
+        s = " -> ".join(self.names)
+        if self.activation:
+            s += f", activation={self.activation!r}"
+        if self.post_activation:
+            s += f", post_activation={self.post_activation!r}"
+        return s
