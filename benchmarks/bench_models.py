@@ -27,6 +27,7 @@ import sys
 
 import torch
 from torch import nn
+import networks
 from common import Report, alternate, cpu_name, geomean
 
 import atrous
@@ -79,13 +80,7 @@ class SegNet(nn.Module):
 
 def build(name):
     torch.manual_seed(0)
-    if name == "segnet":
-        return SegNet()
-    import torchvision
-
-    if name.startswith("deeplabv3"):
-        return getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
-    return getattr(torchvision.models, name)(weights=None)
+    return SegNet() if name == "segnet" else networks.build(name)
 
 
 def output_of(out):

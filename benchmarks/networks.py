@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 NETWORKS = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b3",
-            "convnext_tiny", "mnasnet1_0"]
+            "convnext_tiny", "mnasnet1_0", "deeplabv3_mobilenet_v3_large"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,12 @@ class UniqueLayer:
 
 
 def build(name):
+    """torchvision's network `name` with random weights (segmentation networks by their name in
+    torchvision.models.segmentation, with a random backbone too)."""
     import torchvision
 
+    if hasattr(torchvision.models.segmentation, name):
+        return getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
     return getattr(torchvision.models, name)(weights=None)
 
 

@@ -200,6 +200,22 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc ", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
+    # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's
+    # 5x5 d2 on 14x14: two rows of 7), in both layouts; 4 phases of 5; phases of 17 and 16 (edge
+    # and interior passes) with a masked channel tail; 3 phases of 5; phases of 6 are no pass width
+    (dict(N=2, C=20, m=1, kh=5, kw=5, H=14, W=14, stride=(1, 1), padding=4, dilation=(2, 2), bias=True),
+     "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=flipped_forward(nchw_channel_tiles(rows))",
+                    "backward_weight=nchw_channel_tiles(rows)"]),
+    (dict(N=1, C=17, m=1, kh=3, kw=3, H=12, W=20, stride=(1, 1), padding=(1, 4), dilation=(1, 4), bias=False),
+     "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_weight=nchw_channel_tiles(rows)"]),
+    (dict(N=1, C=21, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=6, dilation=(2, 2), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
+    (dict(N=2, C=20, m=1, kh=5, kw=5, H=14, W=14, stride=(1, 1), padding=4, dilation=(2, 2), bias=False),
+     "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows"]),
+    (dict(N=1, C=9, m=1, kh=3, kw=3, H=8, W=15, stride=(1, 1), padding=3, dilation=(3, 3), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows"]),
+    (dict(N=1, C=9, m=1, kh=3, kw=3, H=8, W=12, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
+     "channels_last", ["forward=nhwc ", "backward_weight=nhwc+input"]),
 ]
 
 

@@ -196,7 +196,7 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
           RowIO<acc_t, acc_t, acc_t> io{tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L, L, row_step,
                                         ob + (oh - oh0) * p.out_w * L, L, wb, bb, 0, 0, L};
           valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &io.kh_lo, &io.kh_hi);
-          row_outputs<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w);
+          row_outputs<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w, p.dil_w);
         }
       });
     });
@@ -311,7 +311,7 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
               gtile + (oh - oh0) * p.out_w * L, L,
               tile + (((oh - oh0) * p.stride_h + kh_lo * p.dil_h) * plan.tile_cols + p.pad_w) * L, L, row_step,
               acc + kh_lo * p.kernel_w * L, kh_hi - kh_lo, L};
-          weight_row<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w);
+          weight_row<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w, p.dil_w);
         }
       });
     });

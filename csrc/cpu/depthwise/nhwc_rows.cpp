@@ -46,9 +46,9 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
                                               w.data() + (blk * taps + kh_lo * p.kernel_w) * L, b.data() + blk * L,
                                               0, kh_hi - kh_lo, lanes};
           if (tail && blk == blocks - 1) {
-            row_outputs<kKW, kSW, true>(io, p.out_w);
+            row_outputs<kKW, kSW, true>(io, p.out_w, p.dil_w);
           } else {
-            row_outputs<kKW, kSW, false>(io, p.out_w);
+            row_outputs<kKW, kSW, false>(io, p.out_w, p.dil_w);
           }
         }
       }
@@ -87,9 +87,9 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, con
                                                sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
                                                std::min<int64_t>(L, C - blk * L)};
             if (tail && blk == blocks - 1) {
-              weight_row<kKW, kSW, true>(io, p.out_w);
+              weight_row<kKW, kSW, true>(io, p.out_w, p.dil_w);
             } else {
-              weight_row<kKW, kSW, false>(io, p.out_w);
+              weight_row<kKW, kSW, false>(io, p.out_w, p.dil_w);
             }
           }
         }

@@ -38,14 +38,23 @@ bool channel_tiles_fit(const DepthwiseParams& p) {
   return p.layout == Layout::kNCHW && p.out_w <= kTileMaxOutW && bounded_span(p);
 }
 
+// A row width row_passes.h computes: in passes (16 and more) or as one whole-row pass.
+bool pass_width(int64_t w) { return w >= 16 || w == 5 || w == 7 || w == 10 || w == 14; }
+
 // Whether row_passes.h has whole-row kernels for this geometry: kernel widths 3, 5, 7 at stride 1
-// or 2, undilated, padded by half the kernel, on rows of 16 outputs or more or of the narrow widths
-// the row passes take whole (5, 7, 10, 14).
+// or 2, padded by half the (dilated) kernel, on rows of a pass width. A dilation d along W (at
+// stride 1) runs as d interleaved undilated rows, each of which must be a pass width (DeepLab's
+// 14-wide rows at d = 2 are two rows of 7).
 bool row_shape(const DepthwiseParams& p) {
-  const int64_t w = p.out_w;
-  const bool width = w >= 16 || w == 5 || w == 7 || w == 10 || w == 14;
-  return (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) && (p.stride_w == 1 || p.stride_w == 2) &&
-         p.dil_w == 1 && 2 * p.pad_w == p.kernel_w - 1 && p.in_w == w * p.stride_w && width;
+  const int64_t d = p.dil_w;
+  if (!(p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7) || !(p.stride_w == 1 || p.stride_w == 2) ||
+      (d > 1 && p.stride_w != 1) || 2 * p.pad_w != (p.kernel_w - 1) * d || p.in_w != p.out_w * p.stride_w) {
+    return false;
+  }
+  for (int64_t r = 0; r < d; ++r) {
+    if (!pass_width(ceil_div(p.out_w - r, d))) return false;
+  }
+  return true;
 }
 
 // Bands of `rows` rows for blocks x batch units: as few as keep the tile within kTileBytes and

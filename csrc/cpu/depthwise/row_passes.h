@@ -1,6 +1,7 @@
 // Rows of outputs with L channels in the vector lanes, for the geometry of nearly every depthwise
 // layer of real networks: kernel width KW in {3, 5, 7}, stride SW in {1, 2}, no dilation along
-// W, padding (KW - 1) / 2 and an input out_w * SW columns wide. A row is computed in passes of N
+// W (a dilated row at unit stride runs as interleaved undilated ones, below), padding (KW - 1) / 2
+// and an input out_w * SW columns wide. A row is computed in passes of N
 // output columns whose sums stay in registers across the taps; which taps of a pass read inside
 // the input is known at compile time (the left edge pass, the right edge pass, interior passes,
 // or a whole narrow row), so no tap in the padding is issued and no padding is ever read or
@@ -179,6 +180,35 @@ inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
   row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
     weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
   });
+}
+
+// A row dilated by `dil` along W at unit stride is `dil` interleaved undilated rows: phase r
+// holds the output columns r, r + dil, ... and reads only the input columns r, r + dil, ...,
+// padded there by the undilated (KW - 1) / 2. Each phase runs the passes above with the pixel
+// strides scaled by dil (plan.cpp: row_shape admits a dilation when every phase is a width they
+// take). The weight gradient's sums take the phases in order: a fixed order.
+template <int KW, int SW, bool MASK, typename src_t, typename dst_t, typename acc_t>
+inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int64_t dil) {
+  for (int64_t r = 0; r < dil; ++r) {
+    RowIO<src_t, dst_t, acc_t> phase = io;
+    phase.src += r * io.src_ps;
+    phase.src_ps *= dil;
+    phase.dst += r * io.dst_ps;
+    phase.dst_ps *= dil;
+    row_outputs<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+  }
+}
+
+template <int KW, int SW, bool MASK, typename src_t, typename acc_t>
+inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w, int64_t dil) {
+  for (int64_t r = 0; r < dil; ++r) {
+    WeightIO<src_t, acc_t> phase = io;
+    phase.g += r * io.g_ps;
+    phase.g_ps *= dil;
+    phase.x += r * io.x_ps;
+    phase.x_ps *= dil;
+    weight_row<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+  }
 }
 
 // Calls f(integral_constant KW, integral_constant SW) for a geometry the plan gave row passes
