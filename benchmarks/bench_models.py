@@ -11,7 +11,7 @@ Networks: torchvision's mobilenet_v2, mobilenet_v3_large, efficientnet_b0, convn
 deeplabv3_mobilenet_v3_large (random weights, nothing downloaded) and a SegNet-style
 encoder-decoder whose max-pool indices feed its max-unpooling.
 
-    python benchmarks/bench_models.py --quick           # a few minutes on 2 cores
+    python benchmarks/bench_models.py --quick           # 4 networks, 2 configurations: about 4 minutes on 2 cores
     python benchmarks/bench_models.py --compile --json results.json --markdown results.md
 
 Timing: torch.utils.benchmark; the variants are measured alternately for --rounds rounds, and the

@@ -1,7 +1,7 @@
 """Every benchmark suite in one command: the op suites, the real-network layer modes and whole
 networks before and after atrous.convert.
 
-    python benchmarks/run.py --quick                    # what `make bench` runs: a few minutes on 2 cores
+    python benchmarks/run.py --quick                    # what `make bench` runs: shorter timing, fewer networks
     python benchmarks/run.py                            # every suite at full length
     python benchmarks/run.py --suite models --suite max_pool --threads 1
     python benchmarks/run.py --out benchmarks/results/2026-12-03-mine
@@ -60,14 +60,16 @@ def plot_models(json_path, png_path):
         data = json.load(f)
     records = data["records"]
     configs = list(dict.fromkeys(r["configuration"] for r in records))
-    fig, axes = plt.subplots(len(configs), 1, figsize=(9, 3.2 * len(configs)), squeeze=False)
+    fig, axes = plt.subplots(len(configs), 1, figsize=(11, 3.6 * len(configs)), squeeze=False)
+    short = {"deeplabv3_mobilenet_v3_large": "deeplabv3_mnv3"}
     for ax, config in zip(axes[:, 0], configs):
         rows = [r for r in records if r["configuration"] == config]
-        labels = [f"{r['network']}\n{'NHWC' if r['layout'] == 'channels_last' else 'NCHW'}" for r in rows]
+        labels = [f"{short.get(r['network'], r['network'])} {'NHWC' if r['layout'] == 'channels_last' else 'NCHW'}"
+                  for r in rows]
         values = [r["speedup"] for r in rows]
         ax.bar(range(len(rows)), values, color=["tab:green" if v >= 1 else "tab:red" for v in values])
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=30, ha="right")
         ax.set_ylabel("original / converted")
         ax.set_title(config, fontsize=10)
         for i, v in enumerate(values):
