@@ -22,13 +22,12 @@ import argparse
 import copy
 import json
 import platform
-import subprocess
 import sys
 
 import torch
 from torch import nn
 import networks
-from common import Report, alternate, cpu_name, geomean
+from common import Report, alternate, commit, cpu_model, cpu_name, geomean
 
 import atrous
 
@@ -111,25 +110,6 @@ def runner(model, mode, x):
         output_of(model(x)).square().mean().backward()
         opt.step()
     return step
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():

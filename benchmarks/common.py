@@ -2,7 +2,10 @@
 
 import argparse
 import math
+import os
+import platform
 import statistics
+import subprocess
 
 import torch
 from torch.utils.benchmark import Timer
@@ -128,3 +131,24 @@ def device_header(emit, device, args, title):
         emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
     emit("")
     return bandwidth
+
+
+def commit():
+    """The repository's short commit hash, or "unknown" outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo), or what platform knows of it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

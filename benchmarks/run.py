@@ -16,10 +16,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from common import commit, cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,14 +37,6 @@ SUITES = {
                            {"threads", "layout"}),
     "models": (["bench_models.py"], ["--quick"], {"threads", "layout"}),
 }
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=HERE).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def plot_models(json_path, png_path):
@@ -99,7 +92,7 @@ def main():
 
     import torch
 
-    header = (f"# atrous benchmarks, {stamp}, commit {commit()}: {platform.processor() or platform.machine()}, "
+    header = (f"# atrous benchmarks, {stamp}, commit {commit()}: {cpu_model()}, "
               f"torch {torch.__version__}, {'quick' if args.quick else 'full'} run")
     sections = [header, ""]
     for i, name in enumerate(suites, 1):

@@ -8,8 +8,8 @@ How a model is changed, and why its state_dict does not change:
   ``weight`` and ``bias`` Parameters; ``nn.MaxPool2d`` and ``nn.MaxUnpool2d`` (no parameters) become
   their atrous modules.
 - A chain becomes a :class:`atrous.nn.FusedConv` at its head conv's place and an
-  :class:`atrous.nn.Absorbed` at the place of every other member. Both keep the original module (unregistered) and share its parameter
-  and buffer dictionaries, so every tensor stays registered once, under its original key, and moves,
+  :class:`atrous.nn.Absorbed` at the place of every other member. Both keep the original module
+  (unregistered) and share its parameter and buffer dictionaries, so every tensor stays registered once, under its original key, and moves,
   loads and saves as before. The fused module reads the members' tensors when it runs: batch norms
   are folded into the conv weights then (the folded tensors are kept until a source changes), so a
   checkpoint loaded later is honoured.
@@ -201,9 +201,9 @@ class _Walk:
         return chain
 
 
-def _find_chains(model, fold, fuse, unique):
-    """Every chain of model (see _Walk), found in the graphs torch.fx traces of it."""
-    modules = dict(model.named_modules())
+def _find_chains(model, modules, fold, fuse, unique):
+    """Every chain of model (see _Walk), found in the graphs torch.fx traces of it; `modules` maps
+    each of model's module paths to its module."""
     chains = []
     taken = set()  # a module belongs to one chain: the first, in the order the graph runs them
     for prefix, graph in _traced_graphs(model, ""):
@@ -282,10 +282,10 @@ def convert(model, inplace=False, fuse=True, fold_bn=None, *, return_summary=Fal
         model = copy.deepcopy(model)
 
     # A module at several paths (shared) is converted at all of them, but fused at none.
-    occurrences = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
     modules_at = dict(model.named_modules(remove_duplicate=False))
+    occurrences = Counter(id(m) for m in modules_at.values())
     summary = Conversion()
-    chains = _find_chains(model, fold, fuse, lambda p: occurrences[id(modules_at[p])] == 1)
+    chains = _find_chains(model, modules_at, fold, fuse, lambda p: occurrences[id(modules_at[p])] == 1)
 
     replacements = {}  # id(original module) -> new module
     for chain in chains:
@@ -301,7 +301,7 @@ def convert(model, inplace=False, fuse=True, fold_bn=None, *, return_summary=Fal
         what = op + (", batch norm folded" if chain.bn1 or chain.bn2 else "")
         summary.fused.append((chain.paths(), what))
 
-    for path, module in model.named_modules(remove_duplicate=False):
+    for path, module in modules_at.items():
         if id(module) in replacements:
             continue
         if isinstance(module, nn.Conv2d) and module.groups > 1:

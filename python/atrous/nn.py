@@ -185,9 +185,9 @@ class SeparableConv2d(nn.Module):
         return f"activation={self.activation!r}"
 
 
-def _check_activation(activation):
+def _check_activation(activation, name="activation"):
     if activation not in (None, "relu", "relu6"):
-        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+        raise ValueError(f"{name} must be None, 'relu' or 'relu6', got {activation!r}")
 
 
 class MaxPool2d(nn.Module):
@@ -332,9 +332,8 @@ class FusedConv(nn.Module):
         self.depthwise = depthwise
         _share_state(self, dw)
         object.__setattr__(self, "_members", (bn1, act, pw, bn2))
-        for name, value in (("activation", activation), ("post_activation", post_activation)):
-            if value not in (None, "relu", "relu6"):
-                raise ValueError(f"{name} must be None, 'relu' or 'relu6', got {value!r}")
+        _check_activation(activation)
+        _check_activation(post_activation, "post_activation")
         if activation is not None and pw is None:
             raise ValueError("activation applies between the depthwise and a pointwise conv; pw is None")
         self.activation = activation
