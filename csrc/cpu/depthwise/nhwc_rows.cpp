@@ -38,6 +38,7 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
         if (kh_lo >= kh_hi) continue;  // not reached: "same" padding leaves a row in every window
         const int64_t ih = oh * p.stride_h - p.pad_h + kh_lo * p.dil_h;  // the first kernel row read
         const scalar_t* src = in + ((n * p.in_h + ih) * p.in_w) * C;
+        const int64_t ih_next = oh * p.stride_h - p.pad_h + (kh_hi - 1) * p.dil_h + 1;
         scalar_t* dst = out + ((n * p.out_h + oh) * p.out_w) * C;
         const int64_t blk1 = std::min(blocks, (g + 1) * per_group);
         for (int64_t blk = g * per_group; blk < blk1; ++blk) {
@@ -45,6 +46,15 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
           RowIO<scalar_t, scalar_t, acc_t> io{src + blk * L, C, row_step, dst + blk * L, C,
                                               w.data() + (blk * taps + kh_lo * p.kernel_w) * L, b.data() + blk * L,
                                               0, kh_hi - kh_lo, lanes};
+          // Prefetched: the input rows the next output row adds to the window, and the next output
+          // row (rows streamed from beyond L2 across pixels of many channels defeat the hardware
+          // prefetchers: each block's loads are C apart, the blocks' addresses interleaved).
+          if (ih_next < p.in_h) {
+            io.pf = in + ((n * p.in_h + ih_next) * p.in_w) * C + blk * L;
+            io.pf_step = p.in_w * C;
+            io.pf_rows = std::min<int64_t>(p.stride_h, p.in_h - ih_next);
+          }
+          if (oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
           if (tail && blk == blocks - 1) {
             row_outputs<kKW, kSW, true>(io, p.out_w, p.dil_w);
           } else {
@@ -82,10 +92,17 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, con
           const int64_t ih = oh * p.stride_h - p.pad_h + kh_lo * p.dil_h;
           const scalar_t* x = in + ((n * p.in_h + ih) * p.in_w) * C;
           const scalar_t* g = go + ((n * p.out_h + oh) * p.out_w) * C;
+          const int64_t ih_next = oh * p.stride_h - p.pad_h + (kh_hi - 1) * p.dil_h + 1;
           for (int64_t blk = 0; blk < blocks; ++blk) {
-            const WeightIO<scalar_t, acc_t> io{g + blk * L, C, x + blk * L, C, row_step,
-                                               sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
-                                               std::min<int64_t>(L, C - blk * L)};
+            WeightIO<scalar_t, acc_t> io{g + blk * L, C, x + blk * L, C, row_step,
+                                         sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
+                                         std::min<int64_t>(L, C - blk * L)};
+            if (ih_next < p.in_h) {  // as in the forward
+              io.pf = in + ((n * p.in_h + ih_next) * p.in_w) * C + blk * L;
+              io.pf_step = p.in_w * C;
+              io.pf_rows = std::min<int64_t>(p.stride_h, p.in_h - ih_next);
+            }
+            if (oh + 1 < p.out_h) io.pf_g = g + p.out_w * C + blk * L;
             if (tail && blk == blocks - 1) {
               weight_row<kKW, kSW, true>(io, p.out_w, p.dil_w);
             } else {

@@ -33,6 +33,11 @@ struct RowIO {
   const acc_t* w;     // [kh][kw][L]
   const acc_t* bias;  // [L]
   int64_t kh_lo, kh_hi, lanes;
+  // Rows to prefetch (pixel column 0 of the first, then pf_step apart), read at src_ps like src:
+  // those the next row of outputs adds to its window (none: pf_rows 0).
+  const src_t* pf = nullptr;
+  int64_t pf_step = 0, pf_rows = 0;
+  dst_t* pf_out = nullptr;  // the next row of outputs, dst_ps apart like dst
 };
 
 // EDGE: 1 the pass starts at column 0 (its left taps may fall before the input), 2 it ends at
@@ -46,6 +51,17 @@ struct PassShape {
   }
 };
 
+// Into L1, the P pixels from pixel `first` (ps apart) of `rows` rows (step apart) from p, for
+// writing with WRITE. A pass prefetches, for its own columns, what the next row of outputs will
+// read or write, so that those rows arrive while this one is computed.
+template <int P, bool WRITE, typename T>
+inline void prefetch_rows(const T* p, int64_t rows, int64_t step, int64_t first, int64_t ps) {
+  for (int64_t r = 0; r < rows; ++r) {
+#pragma GCC unroll 16
+    for (int j = 0; j < P; ++j) __builtin_prefetch(p + r * step + (first + j) * ps, WRITE ? 1 : 0, 3);
+  }
+}
+
 template <int KW, int SW, int N, int EDGE, bool MASK, typename src_t, typename dst_t, typename acc_t>
 inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
   using S = Simd<acc_t>;
@@ -54,6 +70,8 @@ inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
   using Cout = Cast<dst_t, acc_t>;
   constexpr int L = S::kLanes;
   using R = PassShape<KW, SW, N, EDGE>;
+  prefetch_rows<N * SW, false>(io.pf, io.pf_rows, io.pf_step, base * SW, io.src_ps);
+  prefetch_rows<N, true>(io.pf_out, io.pf_out ? 1 : 0, 0, base, io.dst_ps);
   V acc[N];
   const V b = S::load(io.bias);
   for (int q = 0; q < N; ++q) acc[q] = b;
@@ -105,6 +123,10 @@ struct WeightIO {
   int64_t x_ps, row_step;
   acc_t* acc;
   int64_t rows, lanes;
+  // As RowIO's: the input rows the next row of gradients adds (at x_ps), and that row (at g_ps).
+  const src_t* pf = nullptr;
+  int64_t pf_step = 0, pf_rows = 0;
+  const src_t* pf_g = nullptr;
 };
 
 // For each tap (kh, kw) of the io's rows, acc[(kh * KW + kw) * L] += the sum over the pass's
@@ -117,6 +139,8 @@ inline void weight_pass(const WeightIO<src_t, acc_t>& io, int64_t base) {
   using Cin = Cast<src_t, acc_t>;
   constexpr int L = S::kLanes;
   using R = PassShape<KW, SW, N, EDGE>;
+  prefetch_rows<N * SW, false>(io.pf, io.pf_rows, io.pf_step, base * SW, io.x_ps);
+  prefetch_rows<N, false>(io.pf_g, io.pf_g ? 1 : 0, 0, base, io.g_ps);
   V gv[N];
   for (int q = 0; q < N; ++q) {
     const src_t* gp = io.g + (base + q) * io.g_ps;
@@ -195,6 +219,8 @@ inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int
     phase.src_ps *= dil;
     phase.dst += r * io.dst_ps;
     phase.dst_ps *= dil;
+    if (io.pf) phase.pf += r * io.src_ps;
+    if (io.pf_out) phase.pf_out += r * io.dst_ps;
     row_outputs<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
   }
 }
@@ -207,6 +233,8 @@ inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w, int64_t 
     phase.g_ps *= dil;
     phase.x += r * io.x_ps;
     phase.x_ps *= dil;
+    if (io.pf) phase.pf += r * io.x_ps;
+    if (io.pf_g) phase.pf_g += r * io.g_ps;
     weight_row<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
   }
 }
