@@ -16,7 +16,7 @@ export MAX_JOBS ?= 2
 
 all: test
 
-$(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl:
+$(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl-tqdm:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" numpy ninja "setuptools>=64" wheel \
@@ -25,12 +25,12 @@ $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl:
 	$(PY) -m pip install --quiet --no-deps "torchvision==$(TORCHVISION_VERSION)" && $(PY) -m pip install --quiet pillow
 	# timm's networks give the separable layers of the separable benchmark's network mode.
 	$(PY) -m pip install --quiet --no-deps "timm==$(TIMM_VERSION)"
-	# matplotlib draws the plots of benchmarks/run.py.
-	$(PY) -m pip install --quiet matplotlib
+	# matplotlib draws the plots of benchmarks/run.py; tqdm shows the suites' progress.
+	$(PY) -m pip install --quiet matplotlib tqdm
 	rm -f $(VENV)/.ready-*
 	touch $@
 
-venv: $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl
+venv: $(VENV)/.ready-$(TORCH_VERSION)-$(TORCHVISION_VERSION)-$(TIMM_VERSION)-mpl-tqdm
 
 build: venv
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .

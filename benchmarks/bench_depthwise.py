@@ -1,13 +1,14 @@
 """atrous.depthwise_conv2d against F.conv2d(groups=C), on shapes from real networks.
 
 Prints, per case, layout and direction (forward; forward+backward of input, weight and bias), the
-torch time, ours, and the ratio torch/ours (above 1: we are faster), then the geometric means. On
-CUDA it also prints the forward's effective bandwidth (bytes it must move: input, weight, output,
-over its time) as a share of this GPU's measured copy bandwidth.
+torch time, ours, and the ratio torch/ours (above 1: we are faster), the forward's share of a
+same-size copy (the time of copying the bytes it must move, input, weight and output, measured in
+the same run; 100%: the memory floor at that size), then the geometric means. On CUDA it also
+prints the forward's effective bandwidth as a share of this GPU's measured copy bandwidth.
 
     python benchmarks/bench_depthwise.py                 # every available device, float32
     python benchmarks/bench_depthwise.py --device cuda --dtype bfloat16
-    python benchmarks/bench_depthwise.py --markdown results.md
+    python benchmarks/bench_depthwise.py --markdown results.md --json results.json
     python benchmarks/bench_depthwise.py --networks      # every depthwise layer of torchvision's
                                                          # networks, all threads and 1 thread (CPU)
 
@@ -20,7 +21,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, copy_bandwidth, cpu_name, emit_comparison
+from common import Report, alternate, copy_bandwidth, cpu_name, emit_comparison, same_size_copy
 from networks import NETWORKS
 
 import atrous
@@ -73,6 +74,7 @@ def run_case(case, device, dtype, layout, args):
         results[direction] = alternate(stmt, {k: dict(env, fn=f) for k, f in fns.items()}, args.rounds,
                                        args.threads, args.min_run_time)
     moved = (x.numel() + wt.numel() + go.numel()) * x.element_size()
+    results["copy"] = same_size_copy(moved, device, args.rounds, args.threads, args.min_run_time)
     return results, moved
 
 
@@ -87,6 +89,7 @@ def main():
     parser.add_argument("--threads", type=int)
     parser.add_argument("--cuda-batch-scale", type=int, default=8)
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--json", help="also write every figure, with the machine it ran on, to this file")
     parser.add_argument("--networks", action="store_true",
                         help="time every depthwise layer of torchvision's networks instead (needs torchvision)")
     parser.add_argument("--network", action="append", choices=NETWORKS, help="with --networks: only these")
@@ -103,6 +106,7 @@ def main():
         emit = Report()
         run_networks(emit, args)
         emit.write(args.markdown)
+        emit.write_json(args.json, args.threads)
         return
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     layouts = args.layout or ["contiguous", "channels_last"]
@@ -120,8 +124,10 @@ def main():
                 emit(f"copy bandwidth: {bandwidth / 1e9:.0f} GB/s")
             emit("")
             emit_comparison(emit, ((case[0], layout, *run_case(case, device, dtype, layout, args))
-                                   for case in cases for layout in layouts), bandwidth)
+                                   for case in cases for layout in layouts), bandwidth, same_size_copy=True,
+                            total=len(cases) * len(layouts))
     emit.write(args.markdown)
+    emit.write_json(args.json, args.threads)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,10 @@ def main():
     for device in devices:
         bandwidth = device_header(emit, device, args, "max_pool2d, {device}, float32")
         emit_comparison(emit, ((case[0], layout, *run_case(case, device, layout, args))
-                               for case in CASES for layout in layouts), bandwidth, same_size_copy=True)
+                               for case in CASES for layout in layouts), bandwidth, same_size_copy=True,
+                        total=len(CASES) * len(layouts))
     emit.write(args.markdown)
+    emit.write_json(args.json, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """atrous.max_unpool2d against F.max_unpool2d on SegNet and ENet decoder stages and an overlapping
 3x3/2 case, forward and forward+backward, both layouts.
 
-Prints torch's time, ours and the ratio torch/ours (above 1: we are faster), and on CUDA the
-forward's effective bandwidth (values and indices read once, output written once) as a share of
-the GPU's measured copy bandwidth. Indices come from F.max_pool2d, as in a real decoder.
+Prints torch's time, ours and the ratio torch/ours (above 1: we are faster), the forward's share of
+a same-size copy (the time of copying the bytes it must move: values and indices read once, the
+output written once, measured in the same run; 100%: the memory floor at that size) and, on CUDA,
+its effective bandwidth as a share of the GPU's measured copy bandwidth. Indices come from
+F.max_pool2d, as in a real decoder.
 
-    python benchmarks/bench_max_unpool.py [--device cpu|cuda] [--markdown results.md]
+    python benchmarks/bench_max_unpool.py [--device cpu|cuda] [--markdown results.md] [--json results.json]
 """
 
 import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, device_header, emit_comparison, suite_parser, suite_targets
+from common import Report, alternate, device_header, emit_comparison, same_size_copy, suite_parser, suite_targets
 
 import atrous
 
@@ -55,6 +57,7 @@ def run_case(case, device, layout, args):
                                       args.rounds, args.threads, args.min_run_time),
     }
     moved = vals.numel() * (vals.element_size() + idx.element_size()) + go.numel() * go.element_size()
+    results["copy"] = same_size_copy(moved, device, args.rounds, args.threads, args.min_run_time)
     return results, moved
 
 
@@ -69,8 +72,10 @@ def main():
         title = "max_unpool2d, {device}, float32, int64 indices" + ("" if args.validate else ", validate_indices=False")
         bandwidth = device_header(emit, device, args, title)
         emit_comparison(emit, ((case[0], layout, *run_case(case, device, layout, args))
-                               for case in CASES for layout in layouts), bandwidth)
+                               for case in CASES for layout in layouts), bandwidth, same_size_copy=True,
+                        total=len(CASES) * len(layouts))
     emit.write(args.markdown)
+    emit.write_json(args.json, args.threads)
 
 
 if __name__ == "__main__":

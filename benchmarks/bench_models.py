@@ -20,14 +20,12 @@ reported time is the median over rounds of each round's median.
 
 import argparse
 import copy
-import json
-import platform
 import sys
 
 import torch
 from torch import nn
 import networks
-from common import Report, alternate, commit, cpu_model, cpu_name, geomean
+from common import Report, alternate, commit, cpu_model, cpu_name, geomean, progress
 
 import atrous
 
@@ -140,26 +138,25 @@ def main():
     if args.compile:
         columns += ["torch.compile ms", "vs compile"]
     emit.table_header(columns)
-    records = []
-    for config, mode, batch, size in configs:
-        for name in networks:
-            for layout in layouts:
-                fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-                x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
-                models = variants(name, mode, layout, args.compile)
-                envs = {k: {"run": runner(m, mode, x)} for k, m in models.items()}
-                for env in envs.values():  # warm-up (and compilation)
-                    env["run"]()
-                    env["run"]()
-                times = alternate("run()", envs, rounds, args.threads, min_run_time)
-                ratio = times["torch"] / times["atrous"]
-                row = (f"| {name} | {config} | {layout} | {times['torch'] * 1e3:.1f} | {times['atrous'] * 1e3:.1f} | "
-                       f"{ratio:.2f}x |")
-                if args.compile:
-                    row += f" {times['torch.compile'] * 1e3:.1f} | {times['torch.compile'] / times['atrous']:.2f}x |"
-                emit(row)
-                records.append({"network": name, "configuration": config, "layout": layout, "batch": batch,
-                                "size": size, "seconds": times, "speedup": ratio})
+    records = emit.records
+    cases = [(c, n, l) for c in configs for n in networks for l in layouts]
+    for (config, mode, batch, size), name, layout in progress(cases, len(cases), "whole networks"):
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+        models = variants(name, mode, layout, args.compile)
+        envs = {k: {"run": runner(m, mode, x)} for k, m in models.items()}
+        for env in envs.values():  # warm-up (and compilation)
+            env["run"]()
+            env["run"]()
+        times = alternate("run()", envs, rounds, args.threads, min_run_time)
+        ratio = times["torch"] / times["atrous"]
+        row = (f"| {name} | {config} | {layout} | {times['torch'] * 1e3:.1f} | {times['atrous'] * 1e3:.1f} | "
+               f"{ratio:.2f}x |")
+        if args.compile:
+            row += f" {times['torch.compile'] * 1e3:.1f} | {times['torch.compile'] / times['atrous']:.2f}x |"
+        emit(row)
+        emit.record(network=name, configuration=config, layout=layout, batch=batch, size=size,
+                    seconds=times, speedup=ratio)
     emit("")
     for config, *_ in configs:
         rs = [r["speedup"] for r in records if r["configuration"] == config]
@@ -167,12 +164,7 @@ def main():
             emit(f"{config}: geometric-mean speedup {geomean(rs):.2f}x, slower than the original in "
                  f"{sum(r < 1 for r in rs)} of {len(rs)}")
     emit.write(args.markdown)
-    if args.json:
-        info = {"machine": {"cpu": cpu_model(), "threads": args.threads, "platform": platform.platform(),
-                            "cpu_capability": atrous.build_info()["cpu_capability"]},
-                "torch": torch.__version__, "atrous": atrous.__version__, "commit": commit(), "records": records}
-        with open(args.json, "w") as f:
-            json.dump(info, f, indent=1)
+    emit.write_json(args.json, args.threads)
 
 
 if __name__ == "__main__":

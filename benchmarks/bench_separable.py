@@ -4,13 +4,15 @@ intermediate stored) and against atrous.depthwise_conv2d followed by F.conv2d.
 Prints, per case, layout and direction (forward; forward+backward of input and all four weights),
 the times of the three and the ratios torch/fused and (atrous dw + F.conv2d)/fused, then the
 geometric means, and the memory autograd keeps between forward and backward (what is saved for
-backward, measured with saved_tensors_hooks) for the reference and for the fused op.
+backward, measured with saved_tensors_hooks) for the reference and for the fused op, and the fused
+forward's share of a same-size copy (the time of copying the bytes it must move, input, weights
+and output, measured in the same run; 100%: the memory floor at that size).
 
     python benchmarks/bench_separable.py                  # CPU cases, float32, all threads
     python benchmarks/bench_separable.py --threads 1
     python benchmarks/bench_separable.py --networks       # every separable layer of timm's
                                                           # legacy_xception and mobilenetv1_100
-    python benchmarks/bench_separable.py --markdown results.md
+    python benchmarks/bench_separable.py --markdown results.md --json results.json
 
 Timing: torch.utils.benchmark; the implementations are measured alternately for --rounds rounds;
 the reported time is the median over rounds of each round's median.
@@ -21,7 +23,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from common import Report, alternate, cpu_name, geomean
+from common import Report, alternate, cpu_name, geomean, progress, same_size_copy
 
 import atrous
 
@@ -90,16 +92,20 @@ def time_shape(n, c, co, h, w, k, s, d, act, layout, dtype, args, bias=True):
                                       {k: dict(fn=f, a=full, leaves=leaves, go=go, torch=torch)
                                        for k, f in fns.items()}, args.rounds, args.threads, args.min_run_time),
     }
+    moved = (x.numel() + dw.numel() + pw.numel() + ref.numel()) * x.element_size()
+    results["copy"] = same_size_copy(moved, "cpu", args.rounds, args.threads, args.min_run_time)
     memory = {k: saved_bytes(f, full) for k, f in fns.items()}
     return results, memory
 
 
-def emit_rows(emit, rows):
+def emit_rows(emit, rows, total=None):
     emit.table_header(["case", "layout", "fwd torch ms", "fwd atrous dw + conv ms", "fwd fused ms", "fwd vs torch",
                        "fwd vs atrous dw", "f+b torch ms", "f+b atrous dw + conv ms", "f+b fused ms", "f+b vs torch",
-                       "f+b vs atrous dw", "saved MB torch", "saved MB fused"])
+                       "f+b vs atrous dw", "saved MB torch", "saved MB fused", "fwd % of same-size copy"])
     ratios = {k: [] for k in ("forward", "forward+backward", "dw forward", "dw forward+backward")}
-    for name, layout, res, mem in rows:
+    for name, layout, res, mem in progress(rows, total, emit.heading):
+        emit.record(case=name, layout=layout, saved_bytes=mem, same_size_copy=res["copy"],
+                    **{d: res[d] for d in ("forward", "forward+backward")})
         cells = [name, layout]
         for direction in ("forward", "forward+backward"):
             r = res[direction]
@@ -108,7 +114,8 @@ def emit_rows(emit, rows):
             ratios["dw " + direction].append(vd)
             cells += [f"{r['torch'] * 1e3:.3f}", f"{r['atrous dw'] * 1e3:.3f}", f"{r['fused'] * 1e3:.3f}",
                       f"{vt:.2f}x", f"{vd:.2f}x"]
-        cells += [f"{mem['torch'] / 2**20:.1f}", f"{mem['fused'] / 2**20:.1f}"]
+        cells += [f"{mem['torch'] / 2**20:.1f}", f"{mem['fused'] / 2**20:.1f}",
+                  f"{100 * res['copy'] / res['forward']['fused']:.0f}%"]
         emit("| " + " | ".join(cells) + " |")
     emit("")
     emit(f"geometric-mean speedup over torch: forward {geomean(ratios['forward']):.2f}x, forward+backward "
@@ -127,6 +134,7 @@ def main():
     parser.add_argument("--min-run-time", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--json", help="also write every figure, with the machine it ran on, to this file")
     parser.add_argument("--networks", action="store_true", help="time the separable layers of timm's networks")
     parser.add_argument("--config", action="append", help="with --networks: substring of a configuration")
     args = parser.parse_args()
@@ -141,8 +149,10 @@ def main():
     else:
         emit(f"\n### separable_conv2d, cpu ({cpu_name(args.threads)}), {args.dtype}\n")
         cases = [c for c in CASES if not args.case or any(s in c[0] for s in args.case)]
-        emit_rows(emit, ((c[0], layout, *time_shape(*c[1:], layout, dtype, args)) for c in cases for layout in layouts))
+        emit_rows(emit, ((c[0], layout, *time_shape(*c[1:], layout, dtype, args)) for c in cases for layout in layouts),
+                  len(cases) * len(layouts))
     emit.write(args.markdown)
+    emit.write_json(args.json, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Timing helpers shared by the benchmark suites."""
 
 import argparse
+import datetime
+import json
 import math
 import os
 import platform
@@ -51,14 +53,23 @@ def geomean(values):
 
 
 class Report:
-    """Prints lines and keeps them for an optional markdown file."""
+    """Prints lines and keeps them for an optional markdown file, and keeps every figure of the
+    tables as records (each under the heading it was printed below) for an optional JSON file."""
 
     def __init__(self):
         self.lines = []
+        self.records = []
+        self.heading = ""
 
     def __call__(self, line=""):
         print(line, flush=True)
         self.lines.append(line)
+        if line.lstrip("\n").startswith("#"):
+            self.heading = line.lstrip("\n").lstrip("#").strip()
+
+    def record(self, **fields):
+        """One row's figures (times in seconds), under the latest heading."""
+        self.records.append({"table": self.heading, **fields})
 
     def table_header(self, columns):
         self("| " + " | ".join(columns) + " |")
@@ -69,17 +80,34 @@ class Report:
             with open(path, "w") as f:
                 f.write("\n".join(self.lines) + "\n")
 
+    def write_json(self, path, threads):
+        """The records with the machine, torch and commit they were measured on."""
+        if path:
+            with open(path, "w") as f:
+                json.dump({**machine_info(threads), "records": self.records}, f, indent=1)
 
-def emit_comparison(emit, rows, bandwidth=None, same_size_copy=False):
+
+def progress(iterable, total=None, desc=None):
+    """`iterable` behind a progress bar on stderr (tqdm, where installed and stderr is a terminal),
+    so that long suites show how far they are without mixing the bar into their tables."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+
+
+def emit_comparison(emit, rows, bandwidth=None, same_size_copy=False, total=None):
     """Prints the table of torch against ours and its geometric means. `rows` yields (case name,
     layout, results, bytes moved), results as {"forward"/"forward+backward": {"torch"/"ours": s}};
     with the device's copy `bandwidth`, the forward's share of it is printed too; with
-    `same_size_copy`, results["copy"] (seconds of a copy of the bytes moved) over our forward's."""
+    `same_size_copy`, results["copy"] (seconds of a copy of the bytes moved) over our forward's.
+    `total`: the number of rows, for the progress bar."""
     extra = (["fwd % of copy bw"] if bandwidth else []) + (["fwd % of same-size copy"] if same_size_copy else [])
     emit.table_header(["case", "layout", "fwd torch ms", "fwd ours ms", "fwd speedup", "fwd+bwd torch ms",
                        "fwd+bwd ours ms", "fwd+bwd speedup"] + extra)
     ratios = {"forward": [], "forward+backward": []}
-    for name, layout, res, moved in rows:
+    for name, layout, res, moved in progress(rows, total, emit.heading):
         f, fb = res["forward"], res["forward+backward"]
         rf, rfb = f["torch"] / f["ours"], fb["torch"] / fb["ours"]
         ratios["forward"].append(rf)
@@ -91,6 +119,8 @@ def emit_comparison(emit, rows, bandwidth=None, same_size_copy=False):
         if same_size_copy:
             row += f" {100 * res['copy'] / f['ours']:.0f}% |"
         emit(row)
+        emit.record(case=name, layout=layout, bytes_moved=moved, same_size_copy=res.get("copy"),
+                    **{"forward": f, "forward+backward": fb})
     emit("")
     emit(f"geometric-mean speedup: forward {geomean(ratios['forward']):.2f}x, forward+backward "
          f"{geomean(ratios['forward+backward']):.2f}x; slower than torch in "
@@ -108,6 +138,7 @@ def suite_parser(doc):
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--cuda-batch-scale", type=int, default=8)
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--json", help="also write every figure, with the machine it ran on, to this file")
     return parser
 
 
@@ -140,6 +171,30 @@ def commit():
                               cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def cpu_flags():
+    """The CPU's feature flags (/proc/cpuinfo), or an empty list where it has none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def machine_info(threads):
+    """What a result was measured on: the machine, its CPU flags, the kernels in use, torch, the
+    atrous commit and the date."""
+    info = atrous.build_info()
+    machine = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "threads": threads, "platform": platform.platform(),
+               "cpu_capability": info["cpu_capability"]}
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name()
+    return {"machine": machine, "torch": torch.__version__, "atrous": atrous.__version__, "commit": commit(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
 def cpu_model():

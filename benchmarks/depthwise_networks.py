@@ -12,7 +12,7 @@ or `slower, at floor` when our forward is within 10% of the same-size copy.
 
 import torch
 import torch.nn.functional as F
-from common import alternate, cpu_name, same_size_copy
+from common import alternate, cpu_name, progress, same_size_copy
 from networks import NETWORKS, unique_layers
 
 import atrous
@@ -79,9 +79,11 @@ def run_config(emit, config, device, dtype_name, layout, args, networks):
         cols += [f"{direction} torch ms", "ours ms", "ratio"]
     emit.table_header(cols + ["fwd % of same-size copy", "note"])
     copies, timed = {}, []
-    for u in layers:
+    for u in progress(layers, len(layers), f"{name}, {layout}"):
         res, copy_s = time_layer(u.layer, device, dtype, layout, directions, args, copies)
         timed.append((u, res, copy_s))
+        emit.record(kind="layer", configuration=name, layout=layout, dtype=dtype_name, threads=args.threads,
+                    layer=u.layer.describe(), used_by=dict(u.uses), same_size_copy=copy_s, **res)
         row = [u.layer.describe(), ", ".join(f"{k} x{v}" if v > 1 else k for k, v in u.uses.items())]
         notes = []
         for direction in directions:
@@ -107,6 +109,8 @@ def run_config(emit, config, device, dtype_name, layout, args, networks):
             u, r, _ = min(mine, key=lambda e: e[1][direction]["torch"] / e[1][direction]["ours"])
             worst_cells.append(f"{r[direction]['torch'] / r[direction]['ours']:.2f}x at {u.layer.describe()}")
             summary.append((net, direction, tt / to))
+            emit.record(kind="network", configuration=name, layout=layout, dtype=dtype_name, threads=args.threads,
+                        network=net, direction=direction, torch=tt, ours=to)
         emit("| " + " | ".join(row + worst_cells) + " |")
     emit("")
     slower = sum(1 for _, r, c in timed for d in directions

@@ -7,9 +7,12 @@ networks before and after atrous.convert.
     python benchmarks/run.py --out benchmarks/results/2026-12-03-mine
 
 Each suite runs as its own process (its own allocator state and threads) and prints its table as
-it goes; the run writes, under --out, one markdown file per suite, everything.md (all tables, with
-the machine, torch version and commit), models.json (every figure of the whole-network suite) and,
-where matplotlib is installed, models.png (the speed-up of each network and configuration).
+it goes, with a progress bar where tqdm is installed; the run writes, under --out, per suite a
+markdown file and a JSON file, then everything.md (all tables, with the machine, torch version and
+commit), results.json (every figure of every suite, with the machine, its CPU flags, torch and the
+commit) and, where matplotlib is installed, the plots: cases.png (the speed-up over torch of each
+op case), floor.png (each op forward's share of a same-size copy: 100% is the memory floor) and
+models.png (the speed-up of each whole network and configuration).
 """
 
 import argparse
@@ -39,15 +42,80 @@ SUITES = {
 }
 
 
-def plot_models(json_path, png_path):
-    """A bar chart of original / converted per network, configuration and layout; False without
-    matplotlib."""
+# The op suites whose cases the plots show, and the name of "ours" in their records.
+OP_SUITES = {"depthwise": "ours", "max_pool": "ours", "max_unpool": "ours", "separable": "fused"}
+
+
+def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _title(data, what):
+    m = data["machine"]
+    return (f"{what}: {m['cpu']}, {m['threads']} threads, kernels {m['cpu_capability']}, torch {data['torch']}, "
+            f"{data['commit']}, {data['date'][:10]}")
+
+
+def _op_tables(results):
+    """(suite, table heading, its records) for every op suite table in results.json's data."""
+    for suite, ours in OP_SUITES.items():
+        records = results["suites"].get(suite, [])
+        for table in dict.fromkeys(r["table"] for r in records):
+            yield suite, ours, table, [r for r in records if r["table"] == table]
+
+
+def plot_cases(results, png_path, floor):
+    """Per op suite table, a bar per case and layout: the speed-up over torch (forward and
+    forward+backward), or with `floor` the forward's share of a same-size copy. False without
+    matplotlib or without op cases."""
+    plt = _pyplot()
+    tables = list(_op_tables(results))
+    if plt is None or not tables:
+        return False
+    fig, axes = plt.subplots(len(tables), 1, figsize=(12, 3.8 * len(tables)), squeeze=False)
+    for ax, (suite, ours, table, rows) in zip(axes[:, 0], tables):
+        labels = [f"{r['case']} {'NHWC' if r['layout'] == 'channels_last' else 'NCHW'}" for r in rows]
+        xs = range(len(rows))
+        if floor:
+            values = [100 * r["same_size_copy"] / r["forward"][ours] if r.get("same_size_copy") else 0 for r in rows]
+            ax.bar(xs, values, color="tab:blue")
+            ax.axhline(100, color="black", linewidth=0.8)
+            ax.set_ylabel("% of same-size copy")
+            for i, v in enumerate(values):
+                ax.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=6)
+        else:
+            for j, direction in enumerate(("forward", "forward+backward")):
+                values = [r[direction]["torch"] / r[direction][ours] for r in rows]
+                ax.bar([x + (j - 0.5) * 0.4 for x in xs], values, width=0.4, label=direction,
+                       color=["tab:green", "tab:olive"][j])
+                for x, v in zip(xs, values):
+                    ax.text(x + (j - 0.5) * 0.4, v, f"{v:.1f}", ha="center", va="bottom", fontsize=5)
+            ax.axhline(1.0, color="black", linewidth=0.8)
+            ax.set_yscale("log")
+            ax.set_ylabel("torch / atrous")
+            ax.legend(fontsize=7)
+        ax.set_xticks(list(xs), labels, fontsize=6, rotation=35, ha="right")
+        ax.set_title(f"{suite}: {table}", fontsize=9)
+    what = "forward's share of a same-size copy (100% = memory floor)" if floor else "speed-up over torch per op case"
+    fig.suptitle(_title(results, what), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_models(json_path, png_path):
+    """A bar chart of original / converted per network, configuration and layout; False without
+    matplotlib."""
+    plt = _pyplot()
+    if plt is None:
         return False
     with open(json_path) as f:
         data = json.load(f)
@@ -67,9 +135,7 @@ def plot_models(json_path, png_path):
         ax.set_title(config, fontsize=10)
         for i, v in enumerate(values):
             ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
-    m = data["machine"]
-    fig.suptitle(f"atrous.convert, whole networks: {m['cpu']}, {m['threads']} threads, kernels {m['cpu_capability']}, "
-                 f"torch {data['torch']}, {data['commit']}", fontsize=9)
+    fig.suptitle(_title(data, "atrous.convert, whole networks, original / converted"), fontsize=9)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
@@ -107,9 +173,7 @@ def main():
         for device in args.device or []:
             cmd += ["--device", device] if "device" in takes else []
         md = os.path.join(out, f"{name}.md")
-        cmd += ["--markdown", md]
-        if name == "models":
-            cmd += ["--json", os.path.join(out, "models.json")]
+        cmd += ["--markdown", md, "--json", os.path.join(out, f"{name}.json")]
         print(f"\n[{i}/{len(suites)}] {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.time()
         rc = subprocess.run(cmd, cwd=HERE).returncode
@@ -121,9 +185,23 @@ def main():
             sections += [f"## {name}", "", f.read()]
     with open(os.path.join(out, "everything.md"), "w") as f:
         f.write("\n".join(sections))
-    if "models" in suites:
-        drawn = plot_models(os.path.join(out, "models.json"), os.path.join(out, "models.png"))
-        print("models.png written" if drawn else "matplotlib is not installed: no plot")
+    results = {"suites": {}}
+    for name in suites:
+        with open(os.path.join(out, f"{name}.json")) as f:
+            data = json.load(f)
+        results["suites"][name] = data.pop("records")
+        results.update(data)  # the machine, torch, commit and date (the same for every suite)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    drawn = [png for png, ok in (
+        ("cases.png", plot_cases(results, os.path.join(out, "cases.png"), floor=False)),
+        ("floor.png", plot_cases(results, os.path.join(out, "floor.png"), floor=True)),
+        ("models.png", "models" in suites and plot_models(os.path.join(out, "models.json"),
+                                                          os.path.join(out, "models.png")))) if ok]
+    if _pyplot() is None:
+        print("matplotlib is not installed: no plots")
+    elif drawn:
+        print("plots: " + ", ".join(drawn))
     print(f"\nresults in {out}")
     return 0
 

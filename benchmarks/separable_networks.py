@@ -10,6 +10,7 @@ pair's shape either way. Distinct shapes are timed once.
 """
 
 import torch
+from common import progress
 
 NETWORKS = ["legacy_xception", "mobilenetv1_100"]
 CONFIGS = [("batch 1, 224 px", 1, 224), ("batch 8, 160 px", 8, 160)]
@@ -70,7 +71,7 @@ def run_networks(emit, args, layouts, dtype, time_shape, emit_rows):
             emit(f"\n### separable pairs of {net}, {cname}, {str(dtype).split('.')[-1]}, threads {args.threads}: "
                  f"{len(pairs)} pairs, {len(unique)} distinct\n")
             rows = []
-            for (shape, co, k, s, p, d, act, mult), uses in unique.items():
+            for (shape, co, k, s, p, d, act, mult), uses in progress(unique.items(), len(unique), f"{net}, {cname}"):
                 assert mult == 1 and 2 * p == (k - 1) * d, "a pair the cases do not describe"
                 n, c, h, w = shape
                 label = f"({n}, {c}, {h}, {w}) -> {co} {k}x{k}" + (f" s{s}" if s > 1 else "") + \
