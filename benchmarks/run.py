@@ -153,7 +153,7 @@ def main():
     args = parser.parse_args()
     suites = args.suite or list(SUITES)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    out = args.out or os.path.join("/tmp", f"atrous-bench-{stamp}")
+    out = os.path.abspath(args.out or os.path.join("/tmp", f"atrous-bench-{stamp}"))
     os.makedirs(out, exist_ok=True)
 
     import torch
@@ -161,6 +161,9 @@ def main():
     header = (f"# atrous benchmarks, {stamp}, commit {commit()}: {cpu_model()}, "
               f"torch {torch.__version__}, {'quick' if args.quick else 'full'} run")
     sections = [header, ""]
+    # The suites run from this folder: a PYTHONPATH relative to the caller's would not find atrous.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p))
     for i, name in enumerate(suites, 1):
         script, quick, takes = SUITES[name]
         cmd = [sys.executable, os.path.join(HERE, script[0]), *script[1:]]
@@ -176,7 +179,7 @@ def main():
         cmd += ["--markdown", md, "--json", os.path.join(out, f"{name}.json")]
         print(f"\n[{i}/{len(suites)}] {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.time()
-        rc = subprocess.run(cmd, cwd=HERE).returncode
+        rc = subprocess.run(cmd, cwd=HERE, env=env).returncode
         print(f"[{i}/{len(suites)}] {name}: {'done' if rc == 0 else f'FAILED (exit {rc})'} in "
               f"{time.time() - start:.0f} s", flush=True)
         if rc != 0:
