@@ -4,6 +4,7 @@ networks before and after atrous.convert.
     python benchmarks/run.py --quick                    # what `make bench` runs: shorter timing, fewer networks
     python benchmarks/run.py                            # every suite at full length
     python benchmarks/run.py --suite models --suite max_pool --threads 1
+    python benchmarks/run.py --suite depthwise_networks --dtype bfloat16 --layout channels_last
     python benchmarks/run.py --out benchmarks/results/2026-12-03-mine
 
 Each suite runs as its own process (its own allocator state and threads) and prints its table as
@@ -29,15 +30,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # name -> (script and arguments, arguments added by --quick, options it takes)
 SUITES = {
-    "depthwise": (["bench_depthwise.py"], ["--rounds", "1", "--min-run-time", "0.1"], {"threads", "layout", "device"}),
+    "depthwise": (["bench_depthwise.py"], ["--rounds", "1", "--min-run-time", "0.1"],
+                  {"threads", "layout", "device", "dtype"}),
     "depthwise_networks": (["bench_depthwise.py", "--networks"],
                            ["--network", "mobilenet_v2", "--network", "efficientnet_b0", "--config", "batch 8",
-                            "--rounds", "1"], {"threads", "layout", "device"}),
+                            "--rounds", "1"], {"threads", "layout", "device", "dtype"}),
     "max_unpool": (["bench_max_unpool.py"], ["--rounds", "1", "--min-run-time", "0.1"], {"threads", "layout", "device"}),
     "max_pool": (["bench_max_pool.py"], ["--quick"], {"threads", "layout", "device"}),
-    "separable": (["bench_separable.py"], ["--rounds", "1", "--min-run-time", "0.1"], {"threads", "layout"}),
+    "separable": (["bench_separable.py"], ["--rounds", "1", "--min-run-time", "0.1"], {"threads", "layout", "dtype"}),
     "separable_networks": (["bench_separable.py", "--networks"], ["--rounds", "1", "--min-run-time", "0.05"],
-                           {"threads", "layout"}),
+                           {"threads", "layout", "dtype"}),
     "models": (["bench_models.py"], ["--quick"], {"threads", "layout"}),
 }
 
@@ -149,6 +151,8 @@ def main():
     parser.add_argument("--threads", type=int)
     parser.add_argument("--layout", choices=["contiguous", "channels_last"], action="append")
     parser.add_argument("--device", choices=["cpu", "cuda"], action="append")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="for the suites that take one (depthwise and separable; the others run float32)")
     parser.add_argument("--out", help="folder for the results (default: a dated folder under /tmp)")
     args = parser.parse_args()
     suites = args.suite or list(SUITES)
@@ -175,6 +179,8 @@ def main():
             cmd += ["--layout", layout] if "layout" in takes else []
         for device in args.device or []:
             cmd += ["--device", device] if "device" in takes else []
+        if args.dtype and "dtype" in takes:
+            cmd += ["--dtype", args.dtype]
         md = os.path.join(out, f"{name}.md")
         cmd += ["--markdown", md, "--json", os.path.join(out, f"{name}.json")]
         print(f"\n[{i}/{len(suites)}] {name}: {' '.join(cmd[1:])}", flush=True)
