@@ -198,6 +198,18 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 2), bias=True),
      "channels_last", ["forward=nhwc ", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
+    # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass
+    # prefetches the next output row's input rows (two at stride 2; dilated phases) and outputs
+    (dict(N=2, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows+prefetch", "backward_input=flipped_forward(nhwc_rows+prefetch)",
+                       "backward_weight=nhwc_rows+prefetch"]),
+    (dict(N=2, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
+     "channels_last", ["forward=nhwc_rows+prefetch", "backward_weight=nhwc_rows+prefetch"]),
+    (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
+     "channels_last", ["forward=nhwc_rows+prefetch", "backward_weight=nhwc_rows+prefetch"]),
+    # ... and below that, none
+    (dict(N=1, C=64, m=1, kh=3, kw=3, H=40, W=40, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows ", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
     # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's

@@ -43,11 +43,13 @@ template <typename scalar_t>
 void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
                   scalar_t* out);
 // m = 1 and a geometry row_passes.h serves (nhwc_rows.cpp).
+// prefetch: the plan's choice (plan.cpp: streams) to prefetch the rows the next output row reads.
 template <typename scalar_t>
-void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
-                       scalar_t* out);
+void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* in, const scalar_t* weight,
+                       const scalar_t* bias, scalar_t* out);
 template <typename scalar_t>
-void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw);
+void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* go, const scalar_t* in,
+                               scalar_t* gw);
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
 template <typename scalar_t>

@@ -15,8 +15,8 @@
 namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 template <typename scalar_t>
-void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scalar_t* weight, const scalar_t* bias,
-                       scalar_t* out) {
+void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* in, const scalar_t* weight,
+                       const scalar_t* bias, scalar_t* out) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;  // m = 1: C input channels too
@@ -49,12 +49,12 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
           // Prefetched: the input rows the next output row adds to the window, and the next output
           // row (rows streamed from beyond L2 across pixels of many channels defeat the hardware
           // prefetchers: each block's loads are C apart, the blocks' addresses interleaved).
-          if (ih_next < p.in_h) {
+          if (prefetch && ih_next < p.in_h) {
             io.pf = in + ((n * p.in_h + ih_next) * p.in_w) * C + blk * L;
             io.pf_step = p.in_w * C;
             io.pf_rows = std::min<int64_t>(p.stride_h, p.in_h - ih_next);
           }
-          if (oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
+          if (prefetch && oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
           if (tail && blk == blocks - 1) {
             row_outputs<kKW, kSW, true>(io, p.out_w, p.dil_w);
           } else {
@@ -70,7 +70,8 @@ void forward_nhwc_rows(const DepthwiseParams& p, const scalar_t* in, const scala
 // into its own [block][tap][L] sums; the tasks' sums are then added in task order (images, then
 // bands), a fixed order whatever the number of threads.
 template <typename scalar_t>
-void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw) {
+void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* go, const scalar_t* in,
+                               scalar_t* gw) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;
@@ -97,12 +98,12 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, con
             WeightIO<scalar_t, acc_t> io{g + blk * L, C, x + blk * L, C, row_step,
                                          sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
                                          std::min<int64_t>(L, C - blk * L)};
-            if (ih_next < p.in_h) {  // as in the forward
+            if (prefetch && ih_next < p.in_h) {  // as in the forward
               io.pf = in + ((n * p.in_h + ih_next) * p.in_w) * C + blk * L;
               io.pf_step = p.in_w * C;
               io.pf_rows = std::min<int64_t>(p.stride_h, p.in_h - ih_next);
             }
-            if (oh + 1 < p.out_h) io.pf_g = g + p.out_w * C + blk * L;
+            if (prefetch && oh + 1 < p.out_h) io.pf_g = g + p.out_w * C + blk * L;
             if (tail && blk == blocks - 1) {
               weight_row<kKW, kSW, true>(io, p.out_w, p.dil_w);
             } else {
@@ -127,8 +128,8 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, const scalar_t* go, con
 }
 
 #define ATROUS_NHWC_ROWS(T)                                                                      \
-  template void forward_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, const T*, T*); \
-  template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, const T*, const T*, T*);
+  template void forward_nhwc_rows<T>(const DepthwiseParams&, bool, const T*, const T*, const T*, T*); \
+  template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, bool, const T*, const T*, T*);
 ATROUS_NHWC_ROWS(float)
 ATROUS_NHWC_ROWS(double)
 ATROUS_NHWC_ROWS(c10::Half)

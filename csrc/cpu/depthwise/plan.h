@@ -49,6 +49,9 @@ struct ChannelTilePlan {
 struct DwForwardPlan {
   DwForward path = DwForward::kNchwRows;
   ChannelTilePlan tiles;
+  // kNhwcRows: the tensors stream from beyond the cache, and each pass prefetches what the next
+  // row of outputs reads and writes (in cache, the prefetches only cost).
+  bool prefetch = false;
 };
 
 struct DwBackwardInputPlan {
@@ -64,6 +67,7 @@ struct DwBackwardWeightPlan {
   // channels_last with grad_input by the flipped forward: both in one pass over grad_output when
   // both are asked for.
   bool fuse_with_input = false;
+  bool prefetch = false;  // kNhwcRows: as the forward's
 };
 
 // element_size: of the tensors' scalar type (8 for double; the others compute in float).
@@ -72,7 +76,8 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
 DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size);
 
 // "forward=<path> backward_input=<path> backward_weight=<path>" (a flipped forward's path in
-// parentheses; "+input" where the weight gradient runs with grad_input).
+// parentheses; "+input" where the weight gradient runs with grad_input; "+prefetch" where the row
+// passes prefetch).
 std::string plan_name(const DepthwiseParams& p, int64_t element_size);
 
 }  // namespace cpu

@@ -21,7 +21,7 @@ void run_dw_forward(const DepthwiseParams& p, const DwForwardPlan& plan, const T
   if (plan.path == DwForward::kNhwc) {
     k.forward_nhwc(p, in, w, b, out);
   } else if (plan.path == DwForward::kNhwcRows) {
-    k.forward_nhwc_rows(p, in, w, b, out);
+    k.forward_nhwc_rows(p, plan.prefetch, in, w, b, out);
   } else {
     k.forward_nchw(p, plan, in, w, b, out);
   }
@@ -69,7 +69,7 @@ void run_dw_backward_params(const DepthwiseParams& p, const DwBackwardWeightPlan
       k.backward_weight_nchw(p, go, in, gw, gb);
       break;
     case DwBackwardWeight::kNhwcRows:
-      k.backward_weight_nhwc_rows(p, go, in, gw);
+      k.backward_weight_nhwc_rows(p, plan.prefetch, go, in, gw);
       if (gb != nullptr) k.backward_bias_nhwc(p, go, gb);
       break;
     case DwBackwardWeight::kNhwc:
