@@ -196,6 +196,16 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows"]),
+    # ... whole rows of 5, 7 and 14 in one pass (each row kind its own code: row_passes.h's
+    # with_row_kernel), with masked channel tails
+    (dict(N=2, C=19, m=1, kh=3, kw=3, H=5, W=5, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
+    (dict(N=1, C=24, m=1, kh=5, kw=5, H=7, W=7, stride=(1, 1), padding=2, dilation=(1, 1), bias=False),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
+    (dict(N=2, C=17, m=1, kh=3, kw=3, H=28, W=28, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows"]),
+    (dict(N=1, C=11, m=1, kh=7, kw=7, H=14, W=14, stride=(1, 1), padding=3, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 2), bias=True),
      "channels_last", ["forward=nhwc ", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
     # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass

@@ -190,13 +190,13 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   const int64_t row_step = p.dil_h * plan.tile_cols * L;
   // Whole rows by row_passes.h: no tap reads the padding, so the tile needs no zeros.
   if (plan.rows) {
-    with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+    with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
       run(false, [&](acc_t* ob, const acc_t* tile, int64_t oh0, int64_t oh1, const acc_t* wb, const acc_t* bb) {
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           RowIO<acc_t, acc_t, acc_t> io{tile + ((oh - oh0) * p.stride_h * plan.tile_cols + p.pad_w) * L, L, row_step,
                                         ob + (oh - oh0) * p.out_w * L, L, wb, bb, 0, 0, L};
           valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &io.kh_lo, &io.kh_hi);
-          row_outputs<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w, p.dil_w);
+          row_outputs<decltype(KW)::value, decltype(SW)::value, decltype(NW)::value, false>(io, p.out_w, p.dil_w);
         }
       });
     });
@@ -302,7 +302,7 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
   };
   const int64_t row_step = p.dil_h * plan.tile_cols * L;
   if (plan.rows) {
-    with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
+    with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
       run(false, [&](acc_t* acc, const acc_t* gtile, const acc_t* tile, int64_t oh0, int64_t oh1) {
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           int64_t kh_lo, kh_hi;
@@ -311,7 +311,7 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
               gtile + (oh - oh0) * p.out_w * L, L,
               tile + (((oh - oh0) * p.stride_h + kh_lo * p.dil_h) * plan.tile_cols + p.pad_w) * L, L, row_step,
               acc + kh_lo * p.kernel_w * L, kh_hi - kh_lo, L};
-          weight_row<decltype(KW)::value, decltype(SW)::value, false>(io, p.out_w, p.dil_w);
+          weight_row<decltype(KW)::value, decltype(SW)::value, decltype(NW)::value, false>(io, p.out_w, p.dil_w);
         }
       });
     });

@@ -27,8 +27,8 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* 
   const int64_t groups = std::min(blocks, std::max<int64_t>(1, ceil_div(64, rows)));
   const int64_t per_group = ceil_div(blocks, groups);
   const int64_t row_step = p.dil_h * p.in_w * C;
-  with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
-    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value;
+  with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
+    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value, kNW = decltype(NW)::value;
     at::parallel_for(0, rows * groups, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t r = task / groups, g = task % groups;
@@ -56,9 +56,9 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* 
           }
           if (prefetch && oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
           if (tail && blk == blocks - 1) {
-            row_outputs<kKW, kSW, true>(io, p.out_w, p.dil_w);
+            row_outputs<kKW, kSW, kNW, true>(io, p.out_w, p.dil_w);
           } else {
-            row_outputs<kKW, kSW, false>(io, p.out_w, p.dil_w);
+            row_outputs<kKW, kSW, kNW, false>(io, p.out_w, p.dil_w);
           }
         }
       }
@@ -80,8 +80,8 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
   const int64_t tasks = p.batch * bands, per_task = blocks * taps * L;
   std::vector<acc_t> partial(tasks * per_task, acc_t(0));
   const int64_t row_step = p.dil_h * p.in_w * C;
-  with_row_kernel(p.kernel_w, p.stride_w, [&](auto KW, auto SW) {
-    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value;
+  with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
+    constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value, kNW = decltype(NW)::value;
     at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t n = task / bands, oh0 = (task % bands) * rows_per;
@@ -105,9 +105,9 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
             }
             if (prefetch && oh + 1 < p.out_h) io.pf_g = g + p.out_w * C + blk * L;
             if (tail && blk == blocks - 1) {
-              weight_row<kKW, kSW, true>(io, p.out_w, p.dil_w);
+              weight_row<kKW, kSW, kNW, true>(io, p.out_w, p.dil_w);
             } else {
-              weight_row<kKW, kSW, false>(io, p.out_w, p.dil_w);
+              weight_row<kKW, kSW, kNW, false>(io, p.out_w, p.dil_w);
             }
           }
         }

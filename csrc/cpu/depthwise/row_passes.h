@@ -62,40 +62,46 @@ inline void prefetch_rows(const T* p, int64_t rows, int64_t step, int64_t first,
   }
 }
 
+// The io's fields are read once into locals: the stores (memcpy, which may alias anything) would
+// otherwise reload them.
 template <int KW, int SW, int N, int EDGE, bool MASK, typename src_t, typename dst_t, typename acc_t>
 inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
   using Cin = Cast<src_t, acc_t>;
   using Cout = Cast<dst_t, acc_t>;
-  constexpr int L = S::kLanes;
   using R = PassShape<KW, SW, N, EDGE>;
-  prefetch_rows<N * SW, false>(io.pf, io.pf_rows, io.pf_step, base * SW, io.src_ps);
-  prefetch_rows<N, true>(io.pf_out, io.pf_out ? 1 : 0, 0, base, io.dst_ps);
+  constexpr int L = S::kLanes;
+  if (io.pf_rows) prefetch_rows<N * SW, false>(io.pf, io.pf_rows, io.pf_step, base * SW, io.src_ps);
+  if (io.pf_out) prefetch_rows<N, true>(io.pf_out, 1, 0, base, io.dst_ps);
+  const int64_t ps = io.src_ps, row_step = io.row_step, lanes = io.lanes, rows = io.kh_hi - io.kh_lo;
+  const src_t* x0 = io.src + io.kh_lo * row_step + (base * SW - R::P) * ps;  // may lie before the row
+  const acc_t* wk = io.w + io.kh_lo * KW * L;
+  dst_t* const dst = io.dst + base * io.dst_ps;
+  const int64_t dps = io.dst_ps;
   V acc[N];
   const V b = S::load(io.bias);
+#pragma GCC unroll 16
   for (int q = 0; q < N; ++q) acc[q] = b;
-  for (int64_t kh = io.kh_lo; kh < io.kh_hi; ++kh) {
-    const int64_t x0 = kh * io.row_step + (base * SW - R::P) * io.src_ps;  // may lie before the row
-    const acc_t* wk = io.w + kh * KW * L;
+  for (int64_t r = 0; r < rows; ++r, x0 += row_step, wk += KW * L) {
 #pragma GCC unroll 8
     for (int kw = 0; kw < KW; ++kw) {
       const V wv = S::load(wk + kw * L);
 #pragma GCC unroll 16
       for (int q = 0; q < N; ++q) {
         if (R::valid(q, kw)) {
-          const src_t* px = io.src + (x0 + (q * SW + kw) * io.src_ps);
-          acc[q] += wv * (MASK ? Cin::load_first(px, io.lanes) : Cin::load(px));
+          const src_t* px = x0 + (q * SW + kw) * ps;
+          acc[q] += wv * (MASK ? Cin::load_first(px, lanes) : Cin::load(px));
         }
       }
     }
   }
+#pragma GCC unroll 16
   for (int q = 0; q < N; ++q) {
-    dst_t* d = io.dst + (base + q) * io.dst_ps;
     if (MASK) {
-      Cout::store_first(d, acc[q], io.lanes);
+      Cout::store_first(dst + q * dps, acc[q], lanes);
     } else {
-      Cout::store(d, acc[q]);
+      Cout::store(dst + q * dps, acc[q]);
     }
   }
 }
@@ -164,15 +170,10 @@ inline void weight_pass(const WeightIO<src_t, acc_t>& io, int64_t base) {
   }
 }
 
-// Calls pass(integral_constant N, integral_constant EDGE, first column) over a row of out_w
-// outputs: one whole-row pass for the narrow widths, else the left edge, interior passes of 8
-// (then 4, 2, 1) and the right edge, in that order.
+// Calls pass(integral_constant N, integral_constant EDGE, first column) over a row of out_w >= 16
+// outputs: the left edge, interior passes of 8 (then 4, 2, 1) and the right edge, in that order.
 template <typename F>
-inline void row_passes(int64_t out_w, F&& pass) {
-  if (out_w < 16) {
-    with_narrow_width(out_w, [&](auto NW) { pass(NW, std::integral_constant<int, 3>{}, int64_t(0)); });
-    return;
-  }
+inline void wide_row_passes(int64_t out_w, F&& pass) {
   using I0 = std::integral_constant<int, 0>;
   pass(std::integral_constant<int, 8>{}, std::integral_constant<int, 1>{}, int64_t(0));
   int64_t c = 8;
@@ -190,9 +191,20 @@ inline void row_passes(int64_t out_w, F&& pass) {
   pass(std::integral_constant<int, 8>{}, std::integral_constant<int, 2>{}, end);
 }
 
-// A whole row of out_w outputs (a width with_narrow_width knows, or 16 and more).
+// The passes of a row of any width row_shape admits: one whole-row pass for the narrow widths,
+// else wide_row_passes.
+template <typename F>
+inline void row_passes(int64_t out_w, F&& pass) {
+  if (out_w < 16) {
+    with_narrow_width(out_w, [&](auto NW) { pass(NW, std::integral_constant<int, 3>{}, int64_t(0)); });
+    return;
+  }
+  wide_row_passes(out_w, pass);
+}
+
+// A whole row of out_w outputs, any width row_passes takes.
 template <int KW, int SW, bool MASK, typename src_t, typename dst_t, typename acc_t>
-inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
+inline void any_row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
   row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
     row_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
   });
@@ -200,54 +212,86 @@ inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
 
 // The weight gradient's sums of a whole row (see weight_pass).
 template <int KW, int SW, bool MASK, typename src_t, typename acc_t>
-inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
+inline void any_weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
   row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
     weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
   });
 }
+
+// The row kinds with_row_kernel picks once per tensor, so that the code of a row holds only its
+// own passes (all of them inlined in one loop over rows and channel blocks spilled the registers
+// of every pass shape in each block's set-up): NW > 0 a whole row of NW outputs in one pass (no
+// dilation), kWideRow a row of 16 and more in passes of 8 (no dilation), kDilatedRow a row
+// dilated along W.
+constexpr int kWideRow = 0;
+constexpr int kDilatedRow = -1;
 
 // A row dilated by `dil` along W at unit stride is `dil` interleaved undilated rows: phase r
 // holds the output columns r, r + dil, ... and reads only the input columns r, r + dil, ...,
 // padded there by the undilated (KW - 1) / 2. Each phase runs the passes above with the pixel
 // strides scaled by dil (plan.cpp: row_shape admits a dilation when every phase is a width they
 // take). The weight gradient's sums take the phases in order: a fixed order.
-template <int KW, int SW, bool MASK, typename src_t, typename dst_t, typename acc_t>
+template <int KW, int SW, int NW, bool MASK, typename src_t, typename dst_t, typename acc_t>
 inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int64_t dil) {
-  for (int64_t r = 0; r < dil; ++r) {
-    RowIO<src_t, dst_t, acc_t> phase = io;
-    phase.src += r * io.src_ps;
-    phase.src_ps *= dil;
-    phase.dst += r * io.dst_ps;
-    phase.dst_ps *= dil;
-    if (io.pf) phase.pf += r * io.src_ps;
-    if (io.pf_out) phase.pf_out += r * io.dst_ps;
-    row_outputs<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+  if constexpr (NW > 0) {
+    row_pass<KW, SW, NW, 3, MASK>(io, 0);
+  } else if constexpr (NW == kWideRow) {
+    wide_row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
+      row_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
+    });
+  } else {
+    for (int64_t r = 0; r < dil; ++r) {
+      RowIO<src_t, dst_t, acc_t> phase = io;
+      phase.src += r * io.src_ps;
+      phase.src_ps *= dil;
+      phase.dst += r * io.dst_ps;
+      phase.dst_ps *= dil;
+      if (io.pf) phase.pf += r * io.src_ps;
+      if (io.pf_out) phase.pf_out += r * io.dst_ps;
+      any_row_outputs<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+    }
   }
 }
 
-template <int KW, int SW, bool MASK, typename src_t, typename acc_t>
+template <int KW, int SW, int NW, bool MASK, typename src_t, typename acc_t>
 inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w, int64_t dil) {
-  for (int64_t r = 0; r < dil; ++r) {
-    WeightIO<src_t, acc_t> phase = io;
-    phase.g += r * io.g_ps;
-    phase.g_ps *= dil;
-    phase.x += r * io.x_ps;
-    phase.x_ps *= dil;
-    if (io.pf) phase.pf += r * io.x_ps;
-    if (io.pf_g) phase.pf_g += r * io.g_ps;
-    weight_row<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+  if constexpr (NW > 0) {
+    weight_pass<KW, SW, NW, 3, MASK>(io, 0);
+  } else if constexpr (NW == kWideRow) {
+    wide_row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
+      weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
+    });
+  } else {
+    for (int64_t r = 0; r < dil; ++r) {
+      WeightIO<src_t, acc_t> phase = io;
+      phase.g += r * io.g_ps;
+      phase.g_ps *= dil;
+      phase.x += r * io.x_ps;
+      phase.x_ps *= dil;
+      if (io.pf) phase.pf += r * io.x_ps;
+      if (io.pf_g) phase.pf_g += r * io.g_ps;
+      any_weight_row<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+    }
   }
 }
 
-// Calls f(integral_constant KW, integral_constant SW) for a geometry the plan gave row passes
-// (plan.cpp: row_shape).
+// Calls f(integral_constant KW, integral_constant SW, integral_constant NW) for a geometry the
+// plan gave row passes (plan.cpp: row_shape): NW the row kind (above) of out_w outputs dilated
+// by dil_w.
 template <typename F>
-inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, F&& f) {
+inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, int64_t out_w, int64_t dil_w, F&& f) {
+  auto by_width = [&](auto KW, auto SW) {
+    if (dil_w != 1) {
+      f(KW, SW, std::integral_constant<int, kDilatedRow>{});
+    } else if (!with_narrow_width(out_w, [&](auto NW) { f(KW, SW, NW); })) {
+      f(KW, SW, std::integral_constant<int, kWideRow>{});
+    }
+  };
   auto by_sw = [&](auto KW) {
     if (stride_w == 1) {
-      f(KW, std::integral_constant<int, 1>{});
+      by_width(KW, std::integral_constant<int, 1>{});
     } else {
-      f(KW, std::integral_constant<int, 2>{});
+      by_width(KW, std::integral_constant<int, 2>{});
     }
   };
   if (kernel_w == 3) {
