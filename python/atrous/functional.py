@@ -5,6 +5,9 @@ import torch
 
 from ._ops import depthwise_out_hw, output_memory_format, pool_out_size
 
+# The ops are called by their one overload (`.default`): the packet's call resolves it on every call
+# (some microseconds, much of a small layer's time).
+
 __all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d", "separable_conv2d"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -132,7 +135,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     stride, pad, dilation = _check_depthwise(input, weight, bias, stride, padding, dilation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out = torch.ops.atrous.depthwise_conv2d(_native_layout(x), weight, bias, stride, pad, dilation)
+    out = torch.ops.atrous.depthwise_conv2d.default(_native_layout(x), weight, bias, stride, pad, dilation)
     return out.squeeze(0) if unbatched else out
 
 
@@ -177,8 +180,8 @@ def separable_conv2d(input, dw_weight, pw_weight, dw_bias=None, pw_bias=None, st
         raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out = torch.ops.atrous.separable_conv2d(_native_layout(x), dw_weight, pw_weight, dw_bias, pw_bias, stride, pad,
-                                            dilation, _ACTIVATIONS[activation])
+    out = torch.ops.atrous.separable_conv2d.default(_native_layout(x), dw_weight, pw_weight, dw_bias, pw_bias, stride,
+                                                    pad, dilation, _ACTIVATIONS[activation])
     return out.squeeze(0) if unbatched else out
 
 
@@ -253,7 +256,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     x = _native_layout(x)
     # The kernels read values and indices in one layout: the input's.
     idx = idx.contiguous(memory_format=output_memory_format(x))
-    out = torch.ops.atrous.max_unpool2d(x, idx, kernel, stride, padding, size, bool(validate_indices))
+    out = torch.ops.atrous.max_unpool2d.default(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
 
 
@@ -316,8 +319,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     with_indices = bool(return_indices) or (input.requires_grad and torch.is_grad_enabled())
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out, idx = torch.ops.atrous.max_pool2d(_native_layout(x), kernel, stride, pad, dilation, bool(ceil_mode),
-                                           with_indices)
+    out, idx = torch.ops.atrous.max_pool2d.default(_native_layout(x), kernel, stride, pad, dilation,
+                                                   bool(ceil_mode), with_indices)
     if unbatched:
         out = out.squeeze(0)
         idx = idx.squeeze(0) if return_indices else idx
