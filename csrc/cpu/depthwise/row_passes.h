@@ -38,6 +38,18 @@ struct RowIO {
   const src_t* pf = nullptr;
   int64_t pf_step = 0, pf_rows = 0;
   dst_t* pf_out = nullptr;  // the next row of outputs, dst_ps apart like dst
+
+  // Phase r of a row dilated by dil (row_of_kind): its columns r, r + dil, ...
+  RowIO phase(int64_t r, int64_t dil) const {
+    RowIO p = *this;
+    p.src += r * src_ps;
+    p.src_ps *= dil;
+    p.dst += r * dst_ps;
+    p.dst_ps *= dil;
+    if (pf) p.pf += r * src_ps;
+    if (pf_out) p.pf_out += r * dst_ps;
+    return p;
+  }
 };
 
 // EDGE: 1 the pass starts at column 0 (its left taps may fall before the input), 2 it ends at
@@ -133,6 +145,18 @@ struct WeightIO {
   const src_t* pf = nullptr;
   int64_t pf_step = 0, pf_rows = 0;
   const src_t* pf_g = nullptr;
+
+  // Phase r of a row dilated by dil (row_of_kind), as RowIO's.
+  WeightIO phase(int64_t r, int64_t dil) const {
+    WeightIO p = *this;
+    p.g += r * g_ps;
+    p.g_ps *= dil;
+    p.x += r * x_ps;
+    p.x_ps *= dil;
+    if (pf) p.pf += r * x_ps;
+    if (pf_g) p.pf_g += r * g_ps;
+    return p;
+  }
 };
 
 // For each tap (kh, kw) of the io's rows, acc[(kh * KW + kw) * L] += the sum over the pass's
@@ -202,22 +226,6 @@ inline void row_passes(int64_t out_w, F&& pass) {
   wide_row_passes(out_w, pass);
 }
 
-// A whole row of out_w outputs, any width row_passes takes.
-template <int KW, int SW, bool MASK, typename src_t, typename dst_t, typename acc_t>
-inline void any_row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w) {
-  row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
-    row_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
-  });
-}
-
-// The weight gradient's sums of a whole row (see weight_pass).
-template <int KW, int SW, bool MASK, typename src_t, typename acc_t>
-inline void any_weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w) {
-  row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
-    weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
-  });
-}
-
 // The row kinds with_row_kernel picks once per tensor, so that the code of a row holds only its
 // own passes (all of them inlined in one loop over rows and channel blocks spilled the registers
 // of every pass shape in each block's set-up): NW > 0 a whole row of NW outputs in one pass (no
@@ -229,50 +237,39 @@ constexpr int kDilatedRow = -1;
 // A row dilated by `dil` along W at unit stride is `dil` interleaved undilated rows: phase r
 // holds the output columns r, r + dil, ... and reads only the input columns r, r + dil, ...,
 // padded there by the undilated (KW - 1) / 2. Each phase runs the passes above with the pixel
-// strides scaled by dil (plan.cpp: row_shape admits a dilation when every phase is a width they
-// take). The weight gradient's sums take the phases in order: a fixed order.
-template <int KW, int SW, int NW, bool MASK, typename src_t, typename dst_t, typename acc_t>
-inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int64_t dil) {
+// strides scaled by dil (the io's phase(r, dil); plan.cpp: row_shape admits a dilation when every
+// phase is a width they take), in order: a fixed order for the weight gradient's sums.
+//
+// Calls pass(io, integral_constant N, integral_constant EDGE, first column) for the passes of a
+// row of kind NW and out_w outputs, io a RowIO or a WeightIO.
+template <int NW, typename IO, typename Pass>
+inline void row_of_kind(const IO& io, int64_t out_w, int64_t dil, Pass&& pass) {
   if constexpr (NW > 0) {
-    row_pass<KW, SW, NW, 3, MASK>(io, 0);
+    pass(io, std::integral_constant<int, NW>{}, std::integral_constant<int, 3>{}, int64_t(0));
   } else if constexpr (NW == kWideRow) {
-    wide_row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
-      row_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
-    });
+    wide_row_passes(out_w, [&](auto N, auto EDGE, int64_t c) { pass(io, N, EDGE, c); });
   } else {
     for (int64_t r = 0; r < dil; ++r) {
-      RowIO<src_t, dst_t, acc_t> phase = io;
-      phase.src += r * io.src_ps;
-      phase.src_ps *= dil;
-      phase.dst += r * io.dst_ps;
-      phase.dst_ps *= dil;
-      if (io.pf) phase.pf += r * io.src_ps;
-      if (io.pf_out) phase.pf_out += r * io.dst_ps;
-      any_row_outputs<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
+      const IO phase = io.phase(r, dil);
+      row_passes((out_w - r + dil - 1) / dil, [&](auto N, auto EDGE, int64_t c) { pass(phase, N, EDGE, c); });
     }
   }
 }
 
+// The outputs of a row of kind NW (row_pass).
+template <int KW, int SW, int NW, bool MASK, typename src_t, typename dst_t, typename acc_t>
+inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int64_t dil) {
+  row_of_kind<NW>(io, out_w, dil, [](const auto& at, auto N, auto EDGE, int64_t c) {
+    row_pass<KW, SW, decltype(N)::value, decltype(EDGE)::value, MASK>(at, c);
+  });
+}
+
+// The weight gradient's sums of a row of kind NW (weight_pass).
 template <int KW, int SW, int NW, bool MASK, typename src_t, typename acc_t>
 inline void weight_row(const WeightIO<src_t, acc_t>& io, int64_t out_w, int64_t dil) {
-  if constexpr (NW > 0) {
-    weight_pass<KW, SW, NW, 3, MASK>(io, 0);
-  } else if constexpr (NW == kWideRow) {
-    wide_row_passes(out_w, [&](auto NC, auto EC, int64_t c) {
-      weight_pass<KW, SW, decltype(NC)::value, decltype(EC)::value, MASK>(io, c);
-    });
-  } else {
-    for (int64_t r = 0; r < dil; ++r) {
-      WeightIO<src_t, acc_t> phase = io;
-      phase.g += r * io.g_ps;
-      phase.g_ps *= dil;
-      phase.x += r * io.x_ps;
-      phase.x_ps *= dil;
-      if (io.pf) phase.pf += r * io.x_ps;
-      if (io.pf_g) phase.pf_g += r * io.g_ps;
-      any_weight_row<KW, SW, MASK>(phase, (out_w - r + dil - 1) / dil);
-    }
-  }
+  row_of_kind<NW>(io, out_w, dil, [](const auto& at, auto N, auto EDGE, int64_t c) {
+    weight_pass<KW, SW, decltype(N)::value, decltype(EDGE)::value, MASK>(at, c);
+  });
 }
 
 // Calls f(integral_constant KW, integral_constant SW, integral_constant NW) for a geometry the
