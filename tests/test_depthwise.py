@@ -190,12 +190,13 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
     # channels_last row passes: left and right edges with interior passes of 8, 4, 2 and 1; channel
     # tails of 8 and 3 lanes (masked), a full block
+    # (wide rows of several blocks: swept column by column over groups of blocks, a masked one last)
     (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows", "backward_input=nhwc", "backward_weight=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns"]),
     # ... whole rows of 5, 7 and 14 in one pass (each row kind its own code: row_passes.h's
     # with_row_kernel), with masked channel tails
     (dict(N=2, C=19, m=1, kh=3, kw=3, H=5, W=5, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
@@ -211,15 +212,15 @@ PLAN_CASES = [
     # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass
     # prefetches the next output row's input rows (two at stride 2; dilated phases) and outputs
     (dict(N=2, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows+prefetch", "backward_input=flipped_forward(nhwc_rows+prefetch)",
-                       "backward_weight=nhwc_rows+prefetch"]),
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=flipped_forward(nhwc_rows+columns",
+                       "+prefetch) backward_weight=nhwc_rows+prefetch"]),
     (dict(N=2, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
-     "channels_last", ["forward=nhwc_rows+prefetch", "backward_weight=nhwc_rows+prefetch"]),
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input", "backward_weight=nhwc_rows+prefetch"]),
     (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
      "channels_last", ["forward=nhwc_rows+prefetch", "backward_weight=nhwc_rows+prefetch"]),
     # ... and below that, none
     (dict(N=1, C=64, m=1, kh=3, kw=3, H=40, W=40, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows ", "backward_weight=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
     # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's
@@ -241,6 +242,45 @@ PLAN_CASES = [
 ]
 
 
+def _vector_bytes():
+    """The bytes of the CPU kernels' vectors (csrc/cpu/capability.cpp), None for a one-target build."""
+    return {"avx512": 64, "avx2": 32}.get(atrous.build_info()["cpu_capability"])
+
+
+@pytest.mark.parametrize("cache_mib, prefetch", [(0, True), (32, True), (64, True), (128, False), (480, False)])
+def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
+    # 4 MiB of float32 input: prefetched from 3 MiB, or from a 16th of the last-level cache when
+    # that is more (0: not known, 3 MiB); the same choice for the weight gradient.
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(cache_mib << 20))
+    cfg = dict(N=1, C=64, m=1, kh=3, kw=3, H=128, W=128, stride=(1, 1), padding=1, dilation=(1, 1))
+    plan = cpu_plan(cfg, "channels_last", torch.float32)
+    forward, _, backward_weight = plan.split()
+    assert forward.startswith("forward=nhwc_rows+columns"), plan
+    assert forward.endswith("+prefetch") == prefetch, plan
+    assert (backward_weight == "backward_weight=nhwc_rows+prefetch") == prefetch, plan
+
+
+@pytest.mark.skipif(_vector_bytes() is None, reason="vector width of a one-target build")
+@pytest.mark.parametrize("C, k, s, H, dil, dtype", [
+    (96, 3, 1, 56, 1, torch.float32), (240, 3, 1, 56, 1, torch.float32), (96, 7, 2, 56, 1, torch.float32),
+    (96, 5, 2, 112, 1, torch.float64), (120, 5, 1, 28, 1, torch.bfloat16),
+    (16, 3, 1, 56, 1, torch.float32), (96, 3, 1, 14, 1, torch.float32), (96, 3, 1, 56, 2, torch.float32)])
+def test_cpu_row_columns_group_blocks(C, k, s, H, dil, dtype):
+    # A sweep's kernel rows of a pass of 8 (k x (7 s + k) pixels a block) stay within 24 KB of
+    # input: as many blocks a group as fit, at least one, at most all; a narrow row (14) or a row
+    # dilated along W goes block by block.
+    cfg = dict(N=1, C=C, m=1, kh=k, kw=k, H=H, W=H, stride=(s, s), padding=(k - 1) // 2 * dil, dilation=(dil, dil))
+    forward = cpu_plan(cfg, "channels_last", dtype).split()[0]
+    element = torch.empty((), dtype=dtype).element_size()
+    lanes = _vector_bytes() // (8 if element == 8 else 4)
+    blocks = -(-C // lanes)
+    group = min(blocks, max(1, 24 * 1024 // (k * (7 * s + k) * lanes * element)))
+    if H // s < 16 or dil > 1 or group == 1:
+        assert forward == "forward=nhwc_rows", forward
+    else:
+        assert forward == f"forward=nhwc_rows+columns{group}", forward
+
+
 def cpu_plan(cfg, layout, dtype=torch.float64):
     x = in_layout(torch.zeros(cfg["N"], cfg["C"], cfg["H"], cfg["W"], dtype=dtype), layout)
     w = torch.zeros(cfg["C"] * cfg["m"], 1, cfg["kh"], cfg["kw"], dtype=dtype)
@@ -251,7 +291,10 @@ def cpu_plan(cfg, layout, dtype=torch.float64):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("idx", range(len(PLAN_CASES)))
-def test_every_cpu_plan_path(device, idx, dtype):
+def test_every_cpu_plan_path(device, idx, dtype, monkeypatch):
+    # The prefetch threshold is 3 MiB or a 16th of the last-level cache, whichever is more: these
+    # cases are planned as for a 32 MiB cache, whatever this CPU's.
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(32 << 20))
     cfg, layout, names = PLAN_CASES[idx]
     plan = cpu_plan(cfg, layout, dtype)
     for name in names:

@@ -58,9 +58,9 @@ void backward_input_nchw(const DepthwiseParams& p, const scalar_t* go, const sca
   // Pairs of input rows share all but one grad_output row when stride and dilation along H are 1.
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf;
-    std::vector<Entry<acc_t>> entries(p.kernel_h * p.mult);
-    std::vector<Entry2<acc_t>> entries2((p.kernel_h + 1) * p.mult);
+    Buffer<acc_t> buf;
+    Buffer<Entry<acc_t>> entries(p.kernel_h * p.mult);
+    Buffer<Entry2<acc_t>> entries2((p.kernel_h + 1) * p.mult);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / rblocks;
       const int64_t ih0 = (task % rblocks) * rows_per;
@@ -145,9 +145,9 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
   const bool row_taps = p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7;
   constexpr int L = Simd<acc_t>::kLanes;
   at::parallel_for(0, p.out_channels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> xbuf(p.in_h * t.len), gbuf(p.out_h * n_round, acc_t(0));
-    std::vector<acc_t> lanes(taps * Bn);
-    std::vector<const acc_t*> xr(p.out_h), gr(p.out_h);
+    Buffer<acc_t> xbuf(p.in_h * t.len), gbuf(p.out_h * n_round, acc_t(0));
+    Buffer<acc_t> lanes(taps * Bn);
+    Buffer<const acc_t*> xr(p.out_h), gr(p.out_h);
     for (int64_t co = begin; co < end; ++co) {
       std::fill(lanes.begin(), lanes.end(), acc_t(0));
       ChannelBiasSum<acc_t> bias_sum(p.batch * p.out_h, p.out_channels);

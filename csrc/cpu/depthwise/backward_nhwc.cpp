@@ -11,14 +11,14 @@ void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const sca
   using acc_t = acc_type_t<scalar_t>;
   const int64_t C = p.channels, Co = p.out_channels, m = p.mult, taps = p.kernel_h * p.kernel_w;
   const auto wt = transposed_weight<acc_t>(weight, Co, taps);
-  const std::vector<acc_t> zeros(C, acc_t(0));
+  const Buffer<acc_t> zeros(C, acc_t(0));
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
   at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<ChannelTerm<acc_t>> terms(taps);
-    std::vector<acc_t> gbuf;  // grad_output rows as acc_t, when converting
-    std::vector<acc_t> acc(m > 1 ? C : 0);
-    std::vector<int64_t> ohv, khv;
-    std::vector<const acc_t*> growv;
+    Buffer<ChannelTerm<acc_t>> terms(taps);
+    Buffer<acc_t> gbuf;  // grad_output rows as acc_t, when converting
+    Buffer<acc_t> acc(m > 1 ? C : 0);
+    Buffer<int64_t> ohv, khv;
+    Buffer<const acc_t*> growv;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / p.in_h, ih = task % p.in_h;
       // grad_output rows this input row receives from, converted once per task if needed.
@@ -123,12 +123,12 @@ template <typename acc_t>
 struct BiasGroups {
   static constexpr int L = Simd<acc_t>::kLanes;
   int64_t group, rows, Co;
-  std::vector<acc_t> sums;  // [groups][Co]
+  Buffer<acc_t> sums;  // [groups][Co]
   BiasGroups(int64_t rows_, int64_t Co_)
       : group(bias_group_rows(rows_, Co_)), rows(rows_), Co(Co_),
         sums(ceil_div(rows_, group) * Co_, acc_t(0)) {}
   // Row r (g: its n pixels, Co apart) into the lanes; a finished group into its sums.
-  void add_row(std::vector<acc_t>& lanes, int64_t r, const acc_t* __restrict g, int64_t n) {
+  void add_row(Buffer<acc_t>& lanes, int64_t r, const acc_t* __restrict g, int64_t n) {
     using S = Simd<acc_t>;
     if (r % group == 0) lanes.assign(L * Co, acc_t(0));
     const int64_t cv = Co / L * L;
@@ -169,7 +169,7 @@ template <typename scalar_t>
 struct WeightRowsScratch {
   using acc_t = acc_type_t<scalar_t>;
   PixelRows<scalar_t, acc_t> xrows;
-  std::vector<acc_t> gbuf, bias_lanes;
+  Buffer<acc_t> gbuf, bias_lanes;
   explicit WeightRowsScratch(const DepthwiseParams& p)
       : xrows(p), gbuf(std::is_same_v<scalar_t, acc_t> ? 0 : p.out_w * p.out_channels) {}
 };
@@ -196,7 +196,7 @@ void backward_weight_nhwc_with(const DepthwiseParams& p, const scalar_t* go, con
   const int64_t group = bias_group_rows(rows, Co);
   const int64_t rows_per = ceil_div(ceil_div(rows, chunks_wanted), group) * group;
   const int64_t chunks = ceil_div(rows, rows_per);
-  std::vector<acc_t> part(chunks * taps * Co, acc_t(0));
+  Buffer<acc_t> part(chunks * taps * Co, acc_t(0));
   std::optional<BiasGroups<acc_t>> bias;
   if (gb) bias.emplace(rows, Co);
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
@@ -205,8 +205,8 @@ void backward_weight_nhwc_with(const DepthwiseParams& p, const scalar_t* go, con
   const int64_t n_vec = Co / Simd<acc_t>::kLanes * Simd<acc_t>::kLanes;
   auto add_rows = [&](int64_t ch, int64_t r0, int64_t r1, WeightRowsScratch<scalar_t>& scratch) {
     PixelRows<scalar_t, acc_t>& xrows = scratch.xrows;
-    std::vector<acc_t>& gbuf = scratch.gbuf;
-    std::vector<acc_t>& bias_lanes = scratch.bias_lanes;
+    Buffer<acc_t>& gbuf = scratch.gbuf;
+    Buffer<acc_t>& bias_lanes = scratch.bias_lanes;
     acc_t* pc = part.data() + ch * taps * Co;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / p.out_h, oh = r % p.out_h;
@@ -350,7 +350,7 @@ void backward_bias_nhwc(const DepthwiseParams& p, const scalar_t* go, scalar_t* 
   const int64_t Co = p.out_channels, rows = p.batch * p.out_h, row_len = p.out_w * Co;
   BiasGroups<acc_t> bias(rows, Co);
   at::parallel_for(0, ceil_div(rows, bias.group), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gbuf(kConvert ? row_len : 0), lanes;
+    Buffer<acc_t> gbuf(kConvert ? row_len : 0), lanes;
     for (int64_t r = begin * bias.group; r < std::min(rows, end * bias.group); ++r) {
       const scalar_t* src = go + r * row_len;
       if constexpr (kConvert) {

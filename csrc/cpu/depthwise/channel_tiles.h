@@ -24,7 +24,7 @@ namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 // The taps of a kernel in a tile: tap t = kh * kW + kw reads offset[t] past an output pixel's
 // window start.
 struct TileTaps {
-  std::vector<int64_t> offset;
+  Buffer<int64_t> offset;
   TileTaps(int64_t kernel_h, int64_t kernel_w, int64_t dil_h, int64_t dil_w, int64_t cols, int64_t lanes) {
     for (int64_t kh = 0; kh < kernel_h; ++kh)
       for (int64_t kw = 0; kw < kernel_w; ++kw) offset.push_back((kh * dil_h * cols + kw * dil_w) * lanes);
@@ -34,7 +34,7 @@ struct TileTaps {
 
 // Window starts of the output pixels (r, c) for r in [0, rows), c in [0, out_w), in that order:
 // row r of outputs starts at tile row r * stride_h, column c at c * stride_w.
-inline void window_starts(std::vector<int64_t>& starts, int64_t rows, int64_t out_w, int64_t stride_h,
+inline void window_starts(Buffer<int64_t>& starts, int64_t rows, int64_t out_w, int64_t stride_h,
                           int64_t stride_w, int64_t cols, int64_t lanes) {
   starts.clear();
   for (int64_t r = 0; r < rows; ++r)
@@ -49,8 +49,8 @@ struct BandPixels {
   struct Edge {
     int64_t start, index, kh_lo, kh_hi, kw_lo, kw_hi;
   };
-  std::vector<int64_t> full_start, full_index;
-  std::vector<Edge> edge;
+  Buffer<int64_t> full_start, full_index;
+  Buffer<Edge> edge;
 };
 
 // P output pixels: out[index[q] * L] = bias + sum over taps t of w[t * L] * tile[start[q] +
@@ -137,7 +137,7 @@ inline void tile_outputs(acc_t* out, const acc_t* tile, const BandPixels& px, co
 // added at the end: a fixed order.
 template <typename acc_t>
 inline void tile_weight_sums(acc_t* __restrict acc, const acc_t* __restrict g, const acc_t* __restrict tile,
-                             const std::vector<int64_t>& starts, const TileTaps& taps) {
+                             const Buffer<int64_t>& starts, const TileTaps& taps) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
   constexpr int L = S::kLanes;

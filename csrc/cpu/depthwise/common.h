@@ -25,8 +25,8 @@ inline int64_t split_rows(int64_t units, int64_t rows) {
 }
 
 template <typename scalar_t, typename acc_t>
-std::vector<acc_t> to_acc(const scalar_t* src, int64_t n) {
-  std::vector<acc_t> out(n);
+Buffer<acc_t> to_acc(const scalar_t* src, int64_t n) {
+  Buffer<acc_t> out(n);
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<acc_t>(src[i]);
   return out;
 }
@@ -34,8 +34,8 @@ std::vector<acc_t> to_acc(const scalar_t* src, int64_t n) {
 // The weight [Co][taps] (or, with taps = 1, the bias) as [Co / L blocks][taps][L] in acc_t for the
 // kernels with L channels in the lanes, lanes past Co zero; all zeros for a null pointer (no bias).
 template <typename acc_t, int L, typename scalar_t>
-std::vector<acc_t> blocked_weight(const scalar_t* weight, int64_t Co, int64_t taps) {
-  std::vector<acc_t> w(ceil_div(Co, L) * taps * L, acc_t(0));
+Buffer<acc_t> blocked_weight(const scalar_t* weight, int64_t Co, int64_t taps) {
+  Buffer<acc_t> w(ceil_div(Co, L) * taps * L, acc_t(0));
   if (weight)
     for (int64_t co = 0; co < Co; ++co)
       for (int64_t t = 0; t < taps; ++t) w[((co / L) * taps + t) * L + co % L] = static_cast<acc_t>(weight[co * taps + t]);
@@ -44,8 +44,8 @@ std::vector<acc_t> blocked_weight(const scalar_t* weight, int64_t Co, int64_t ta
 
 // The weight [Co][taps] as acc_t, transposed to [taps][Co] for the channels_last kernels.
 template <typename acc_t, typename scalar_t>
-std::vector<acc_t> transposed_weight(const scalar_t* weight, int64_t Co, int64_t taps) {
-  std::vector<acc_t> wt(taps * Co);
+Buffer<acc_t> transposed_weight(const scalar_t* weight, int64_t Co, int64_t taps) {
+  Buffer<acc_t> wt(taps * Co);
   for (int64_t co = 0; co < Co; ++co)
     for (int64_t t = 0; t < taps; ++t) wt[t * Co + co] = static_cast<acc_t>(weight[co * taps + t]);
   return wt;

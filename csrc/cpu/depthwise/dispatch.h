@@ -15,7 +15,7 @@ template <typename T>
 struct DepthwiseKernels {
   void (*forward_nchw)(const DepthwiseParams&, const DwForwardPlan&, const T*, const T*, const T*, T*);
   void (*forward_nhwc)(const DepthwiseParams&, const T*, const T*, const T*, T*);
-  void (*forward_nhwc_rows)(const DepthwiseParams&, bool, const T*, const T*, const T*, T*);
+  void (*forward_nhwc_rows)(const DepthwiseParams&, bool, int64_t, const T*, const T*, const T*, T*);
   void (*backward_input_nchw)(const DepthwiseParams&, const T*, const T*, T*);
   void (*backward_input_nchw_channel_tiles)(const DepthwiseParams&, const ChannelTilePlan&, const T*, const T*,
                                             T*);

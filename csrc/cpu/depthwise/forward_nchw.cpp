@@ -24,11 +24,11 @@ void forward_nchw_flat(const DepthwiseParams& p, const scalar_t* in, const acc_t
   const int64_t n_round = ceil_div(n, K * L) * K * L;
   // correlate_row reads entry kh from kh * dH * Wp to n_round + (kW - 1) * dW past it.
   const int64_t buf_len = std::max(Hp * Wp, (kH - 1) * p.dil_h * Wp + n_round + (kW - 1) * p.dil_w);
-  std::vector<int64_t> offset(kW);
+  Buffer<int64_t> offset(kW);
   for (int64_t kw = 0; kw < kW; ++kw) offset[kw] = kw * p.dil_w;
   at::parallel_for(0, p.batch * p.out_channels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(buf_len, acc_t(0)), res(n_round);  // past Hp * Wp: zeros, never written
-    std::vector<Entry<acc_t>> entries(kH);
+    Buffer<acc_t> buf(buf_len, acc_t(0)), res(n_round);  // past Hp * Wp: zeros, never written
+    Buffer<Entry<acc_t>> entries(kH);
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t nb = plane / p.out_channels, co = plane % p.out_channels;
       const scalar_t* x = in + (nb * p.channels + co / p.mult) * p.in_h * p.in_w;
@@ -109,7 +109,7 @@ void forward_nchw_sweep(const DepthwiseParams& p, const scalar_t* in, const acc_
   // Rows of one sweep: dH apart in the input (unit stride) or consecutive.
   const int64_t row_gap = SH == 1 ? dH : 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf;
+    Buffer<acc_t> buf;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / rblocks;
       const int64_t oh0 = (task % rblocks) * rows_per;
@@ -196,9 +196,9 @@ void forward_nchw(const DepthwiseParams& p, const DwForwardPlan& plan, const sca
   // Pairs of output rows share all but one input row when stride and dilation along H are 1.
   const bool pairs = p.stride_h == 1 && p.dil_h == 1 && p.kernel_h > 1;
   at::parallel_for(0, planes * rblocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf;
-    std::vector<Entry<acc_t>> entries(p.kernel_h);
-    std::vector<Entry2<acc_t>> entries2(p.kernel_h + 1);
+    Buffer<acc_t> buf;
+    Buffer<Entry<acc_t>> entries(p.kernel_h);
+    Buffer<Entry2<acc_t>> entries2(p.kernel_h + 1);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t plane = task / rblocks;
       const int64_t oh0 = (task % rblocks) * rows_per;

@@ -57,7 +57,7 @@ struct ChannelTileTask {
         taps(p_.kernel_h, p_.kernel_w, p_.dil_h, p_.dil_w, plan_.tile_cols, L) {}
 
   // The window starts of output rows [oh0, oh1) in the tile fill_input made for them.
-  void output_starts(std::vector<int64_t>& starts, int64_t oh0, int64_t oh1) const {
+  void output_starts(Buffer<int64_t>& starts, int64_t oh0, int64_t oh1) const {
     window_starts(starts, oh1 - oh0, p.out_w, p.stride_h, p.stride_w, cols, L);
   }
 
@@ -176,7 +176,7 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   // bias), then obuf into the output planes.
   auto run = [&](bool zero_padding, auto&& compute) {
     at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), obuf(plan.rows_per_band * p.out_w * L);
+      Buffer<acc_t> tile(plan.tile_rows * plan.tile_cols * L), obuf(plan.rows_per_band * p.out_w * L);
       for (int64_t t = begin; t < end; ++t) {
         int64_t n, co0, lanes, oh0, oh1;
         task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
@@ -227,7 +227,7 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
   const int64_t taps = p.kernel_h * p.kernel_w;
   const auto w = blocked_weight<acc_t, L>(weight, p.out_channels, taps);
   // Column taps: for input column iw, entries [col_start[iw], col_start[iw + 1]) of (kw, ow).
-  std::vector<int64_t> col_start(p.in_w + 1, 0), col_kw, col_ow;
+  Buffer<int64_t> col_start(p.in_w + 1, 0), col_kw, col_ow;
   for (int64_t iw = 0; iw < p.in_w; ++iw) {
     for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
       const int64_t v = iw + p.pad_w - kw * p.dil_w;
@@ -239,7 +239,7 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
   }
   const int64_t bands = plan.bands, rows_per = plan.rows_per_band;
   at::parallel_for(0, p.batch * plan.blocks * bands, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gtile(plan.tile_rows * p.out_w * L), ibuf(plan.rows_per_band * p.in_w * L);
+    Buffer<acc_t> gtile(plan.tile_rows * p.out_w * L), ibuf(plan.rows_per_band * p.in_w * L);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t band = t % bands, blk = (t / bands) % plan.blocks, n = t / (bands * plan.blocks);
       const int64_t co0 = blk * L, lanes = std::min<int64_t>(L, p.out_channels - co0);
@@ -285,11 +285,11 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
   constexpr int L = Task::L;
   const Task task(p, plan);
   const int64_t taps = p.kernel_h * p.kernel_w;
-  std::vector<acc_t> partial(task.tasks() * taps * L, acc_t(0));
+  Buffer<acc_t> partial(task.tasks() * taps * L, acc_t(0));
   // Each task: its tiles of input and grad_output, then sums(partial sums, gtile, tile, oh0, oh1).
   auto run = [&](bool zero_padding, auto&& sums) {
     at::parallel_for(0, task.tasks(), 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> tile(plan.tile_rows * plan.tile_cols * L), gtile(plan.rows_per_band * p.out_w * L);
+      Buffer<acc_t> tile(plan.tile_rows * plan.tile_cols * L), gtile(plan.rows_per_band * p.out_w * L);
       for (int64_t t = begin; t < end; ++t) {
         int64_t n, co0, lanes, oh0, oh1;
         task.unpack(t, &n, &co0, &lanes, &oh0, &oh1);
@@ -318,7 +318,7 @@ void backward_weight_nchw_channel_tiles(const DepthwiseParams& p, const ChannelT
   }
   if (!plan.rows) {
     run(true, [&](acc_t* acc, const acc_t* gtile, const acc_t* tile, int64_t oh0, int64_t oh1) {
-      std::vector<int64_t> starts;
+      Buffer<int64_t> starts;
       task.output_starts(starts, oh0, oh1);
       tile_weight_sums(acc, gtile, tile, starts, task.taps);
     });

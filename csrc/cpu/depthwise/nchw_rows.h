@@ -26,7 +26,7 @@ struct TapRows {
   bool phases = true;
   int64_t phase_len = 0;  // values per phase
   int64_t len = 0;        // values per prepared row
-  std::vector<int64_t> offset;
+  Buffer<int64_t> offset;
 };
 
 // Forward (and weight gradient): result ow of tap kw reads x[ow * s + kw * d - p].

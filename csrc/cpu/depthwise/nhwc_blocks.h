@@ -23,7 +23,7 @@ struct PixelRows {
   const DepthwiseParams& p;
   const int64_t pad_left, width;  // columns of a copied row
   const scalar_t* image = nullptr;  // (H, W, C) of one batch element
-  std::vector<acc_t> buf;
+  Buffer<acc_t> buf;
   int64_t first = 0;
   static constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
 
@@ -129,9 +129,9 @@ struct Run {
 // A pixel's channels as runs: full vectors, then at most one vector each of half, a quarter, ... of
 // the full width for the last channels, so that every channel goes through the vector kernels.
 template <typename acc_t>
-std::vector<Run> channel_runs(int64_t Co) {
+Buffer<Run> channel_runs(int64_t Co) {
   constexpr int L = Simd<acc_t>::kLanes;
-  std::vector<Run> runs;
+  Buffer<Run> runs;
   int64_t cb = Co / L * L;
   if (cb > 0) runs.push_back({0, cb, L});
   for (int w = L / 2; w >= 1; w /= 2) {

@@ -17,12 +17,12 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
                        const scalar_t* bias, scalar_t* out, Drive&& drive) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t Co = p.out_channels, taps = p.kernel_h * p.kernel_w;
-  std::vector<acc_t> b(Co, acc_t(0));
+  Buffer<acc_t> b(Co, acc_t(0));
   if (bias)
     for (int64_t co = 0; co < Co; ++co) b[co] = static_cast<acc_t>(bias[co]);
   // The weights blocked per chunk: a chunk of W channels from cb holds [tap][W] from cb * taps.
-  const std::vector<Run> runs = channel_runs<acc_t>(Co);
-  std::vector<acc_t> wblocked(Co * taps);
+  const Buffer<Run> runs = channel_runs<acc_t>(Co);
+  Buffer<acc_t> wblocked(Co * taps);
   for (const Run& r : runs)
     for (int64_t cb = r.cb0; cb < r.cb1; cb += r.width)
       for (int64_t t = 0; t < taps; ++t)
@@ -45,7 +45,7 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
   // The padded copy is made once for the whole input (a task's rows plus the kernel's height
   // would copy each input row many times over).
   const PixelRows<scalar_t, acc_t> padder(p, p.pad_w, pad_right);
-  std::vector<acc_t> padded_in(padded ? p.batch * p.in_h * padder.width * Co : 0);
+  Buffer<acc_t> padded_in(padded ? p.batch * p.in_h * padder.width * Co : 0);
   if (padded) {
     at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r)
@@ -60,8 +60,8 @@ void forward_nhwc_with(const DepthwiseParams& p, const scalar_t* in, const scala
   auto compute_rows = [&](int64_t n, int64_t oh0, int64_t oh1) {
     if (oh0 >= oh1) return;
     PixelRows<scalar_t, acc_t> rows(p);
-    std::vector<const acc_t*> xrow(kH + 1);
-    std::vector<int64_t> kh_of(kH);
+    Buffer<const acc_t*> xrow(kH + 1);
+    Buffer<int64_t> kh_of(kH);
     const int64_t ih_lo = std::max<int64_t>(0, oh0 * p.stride_h - p.pad_h);
     const int64_t ih_hi = std::min<int64_t>(
         p.in_h, (oh1 - 1) * p.stride_h - p.pad_h + (kH - 1) * p.dil_h + 1);

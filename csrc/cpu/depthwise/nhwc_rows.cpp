@@ -1,8 +1,9 @@
 // The channels_last forward in row passes (row_passes.h) read straight from the input tensor: L
 // channels of a pixel are one vector, so no tile, copy or padding is needed; each pass converts
 // its loads from scalar_t and stores the results in the output's type. A task takes output rows
-// of one image and a range of channel blocks; the last block, when the channels are not a
-// multiple of L, goes with masked loads and stores.
+// of one image and a range of channel blocks, block by block or, on wide rows, in the plan's
+// groups of blocks swept column by column; the last block, when the channels are not a multiple
+// of L, goes with masked loads and stores.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -15,8 +16,8 @@
 namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
 template <typename scalar_t>
-void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* in, const scalar_t* weight,
-                       const scalar_t* bias, scalar_t* out) {
+void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_blocks, const scalar_t* in,
+                       const scalar_t* weight, const scalar_t* bias, scalar_t* out) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;  // m = 1: C input channels too
@@ -40,25 +41,42 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* 
         const scalar_t* src = in + ((n * p.in_h + ih) * p.in_w) * C;
         const int64_t ih_next = oh * p.stride_h - p.pad_h + (kh_hi - 1) * p.dil_h + 1;
         scalar_t* dst = out + ((n * p.out_h + oh) * p.out_w) * C;
-        const int64_t blk1 = std::min(blocks, (g + 1) * per_group);
-        for (int64_t blk = g * per_group; blk < blk1; ++blk) {
+        const int64_t blk0 = g * per_group, blk1 = std::min(blocks, (g + 1) * per_group);
+        auto io_of = [&](int64_t blk) {
           const int64_t lanes = std::min<int64_t>(L, C - blk * L);
           RowIO<scalar_t, scalar_t, acc_t> io{src + blk * L, C, row_step, dst + blk * L, C,
                                               w.data() + (blk * taps + kh_lo * p.kernel_w) * L, b.data() + blk * L,
                                               0, kh_hi - kh_lo, lanes};
           // Prefetched: the input rows the next output row adds to the window, and the next output
-          // row (rows streamed from beyond L2 across pixels of many channels defeat the hardware
-          // prefetchers: each block's loads are C apart, the blocks' addresses interleaved).
+          // row (rows streamed from beyond the cache across pixels of many channels defeat the
+          // hardware prefetchers: each block's loads are C apart, the blocks' addresses interleaved).
           if (prefetch && ih_next < p.in_h) {
             io.pf = in + ((n * p.in_h + ih_next) * p.in_w) * C + blk * L;
             io.pf_step = p.in_w * C;
             io.pf_rows = std::min<int64_t>(p.stride_h, p.in_h - ih_next);
           }
           if (prefetch && oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
+          return io;
+        };
+        if constexpr (kNW == kWideRow) {
+          if (column_blocks > 1) {  // the plan's groups of blocks, each swept column by column
+            for (int64_t g0 = blk0; g0 < blk1; g0 += column_blocks) {
+              const int64_t g1 = std::min(blk1, g0 + column_blocks);
+              const int64_t full1 = tail && g1 == blocks ? g1 - 1 : g1;  // the masked block last
+              wide_row_passes(p.out_w, [&](auto N, auto EDGE, int64_t c) {
+                constexpr int kN = decltype(N)::value, kE = decltype(EDGE)::value;
+                for (int64_t blk = g0; blk < full1; ++blk) row_pass<kKW, kSW, kN, kE, false>(io_of(blk), c);
+                if (full1 < g1) row_pass<kKW, kSW, kN, kE, true>(io_of(full1), c);
+              });
+            }
+            continue;
+          }
+        }
+        for (int64_t blk = blk0; blk < blk1; ++blk) {
           if (tail && blk == blocks - 1) {
-            row_outputs<kKW, kSW, kNW, true>(io, p.out_w, p.dil_w);
+            row_outputs<kKW, kSW, kNW, true>(io_of(blk), p.out_w, p.dil_w);
           } else {
-            row_outputs<kKW, kSW, kNW, false>(io, p.out_w, p.dil_w);
+            row_outputs<kKW, kSW, kNW, false>(io_of(blk), p.out_w, p.dil_w);
           }
         }
       }
@@ -78,7 +96,7 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
   const int64_t blocks = ceil_div(C, L), tail = C % L;
   const int64_t bands = split_rows(p.batch, p.out_h), rows_per = ceil_div(p.out_h, bands);
   const int64_t tasks = p.batch * bands, per_task = blocks * taps * L;
-  std::vector<acc_t> partial(tasks * per_task, acc_t(0));
+  Buffer<acc_t> partial(tasks * per_task, acc_t(0));
   const int64_t row_step = p.dil_h * p.in_w * C;
   with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
     constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value, kNW = decltype(NW)::value;
@@ -128,7 +146,7 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
 }
 
 #define ATROUS_NHWC_ROWS(T)                                                                      \
-  template void forward_nhwc_rows<T>(const DepthwiseParams&, bool, const T*, const T*, const T*, T*); \
+  template void forward_nhwc_rows<T>(const DepthwiseParams&, bool, int64_t, const T*, const T*, const T*, T*); \
   template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, bool, const T*, const T*, T*);
 ATROUS_NHWC_ROWS(float)
 ATROUS_NHWC_ROWS(double)

@@ -52,6 +52,8 @@ struct DwForwardPlan {
   // kNhwcRows: the tensors stream from beyond the cache, and each pass prefetches what the next
   // row of outputs reads and writes (in cache, the prefetches only cost).
   bool prefetch = false;
+  // kNhwcRows: channel blocks a row's passes go over column by column (1: block by block).
+  int64_t column_blocks = 1;
 };
 
 struct DwBackwardInputPlan {
@@ -76,7 +78,8 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
 DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size);
 
 // "forward=<path> backward_input=<path> backward_weight=<path>" (a flipped forward's path in
-// parentheses; "+input" where the weight gradient runs with grad_input; "+prefetch" where the row
+// parentheses; "+input" where the weight gradient runs with grad_input; "+columns<g>" where the
+// channels_last forward's passes sweep g channel blocks column by column; "+prefetch" where the row
 // passes prefetch).
 std::string plan_name(const DepthwiseParams& p, int64_t element_size);
 

@@ -61,7 +61,26 @@ struct PassShape {
   static constexpr bool valid(int q, int kw) {
     return (!(EDGE & 1) || q * SW + kw - P >= 0) && (!(EDGE & 2) || (q - N) * SW + kw - P < 0);
   }
+  // The pixels a kernel row of the pass spans, and whether some valid tap reads pixel j.
+  static constexpr int J = (N - 1) * SW + KW;
+  static constexpr bool read(int j) {
+    for (int q = 0; q < N; ++q) {
+      const int kw = j - q * SW;
+      if (kw >= 0 && kw < KW && valid(q, kw)) return true;
+    }
+    return false;
+  }
 };
+
+// The pixel after p, ps elements on. The compiler is kept from seeing that the pixels of a row
+// are p + j * ps: it would keep each j * ps in a register of its own (17 of them for a pass of 8
+// outputs at stride 2), spill them, and reload one from the stack for every load.
+template <typename T>
+inline const T* next_pixel(const T* p, int64_t ps) {
+  p += ps;
+  asm("" : "+r"(p));
+  return p;
+}
 
 // Into L1, the P pixels from pixel `first` (ps apart) of `rows` rows (step apart) from p, for
 // writing with WRITE. A pass prefetches, for its own columns, what the next row of outputs will
@@ -96,16 +115,23 @@ inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
 #pragma GCC unroll 16
   for (int q = 0; q < N; ++q) acc[q] = b;
   for (int64_t r = 0; r < rows; ++r, x0 += row_step, wk += KW * L) {
+    V wv[KW];
 #pragma GCC unroll 8
-    for (int kw = 0; kw < KW; ++kw) {
-      const V wv = S::load(wk + kw * L);
+    for (int kw = 0; kw < KW; ++kw) wv[kw] = S::load(wk + kw * L);
+    // The row's pixels in order, each loaded once into the sums of every output whose window
+    // holds it (for each output, its taps in order, as a plain loop over taps would add them).
+    const src_t* px = x0;
+#pragma GCC unroll 32
+    for (int j = 0; j < R::J; ++j) {
+      if (R::read(j)) {
+        const V x = MASK ? Cin::load_first(px, lanes) : Cin::load(px);
 #pragma GCC unroll 16
-      for (int q = 0; q < N; ++q) {
-        if (R::valid(q, kw)) {
-          const src_t* px = x0 + (q * SW + kw) * ps;
-          acc[q] += wv * (MASK ? Cin::load_first(px, lanes) : Cin::load(px));
+        for (int q = 0; q < N; ++q) {
+          const int kw = j - q * SW;
+          if (kw >= 0 && kw < KW && R::valid(q, kw)) acc[q] += wv[kw] * x;
         }
       }
+      px = next_pixel(px, ps);
     }
   }
 #pragma GCC unroll 16

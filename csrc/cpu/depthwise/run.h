@@ -21,7 +21,7 @@ void run_dw_forward(const DepthwiseParams& p, const DwForwardPlan& plan, const T
   if (plan.path == DwForward::kNhwc) {
     k.forward_nhwc(p, in, w, b, out);
   } else if (plan.path == DwForward::kNhwcRows) {
-    k.forward_nhwc_rows(p, plan.prefetch, in, w, b, out);
+    k.forward_nhwc_rows(p, plan.prefetch, plan.column_blocks, in, w, b, out);
   } else {
     k.forward_nchw(p, plan, in, w, b, out);
   }

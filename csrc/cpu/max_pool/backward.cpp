@@ -18,11 +18,11 @@ namespace {
 // The windows along one axis containing each input position, in increasing order: position i's
 // are list[start[i] .. start[i + 1]).
 struct AxisWindows {
-  std::vector<int64_t> start, list;
+  Buffer<int64_t> start, list;
   AxisWindows(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
               int64_t n_windows)
       : start(in + 1) {
-    std::vector<int64_t> buf(kernel);
+    Buffer<int64_t> buf(kernel);
     for (int64_t i = 0; i < in; ++i) {
       start[i] = static_cast<int64_t>(list.size());
       const int n = pool_windows_of(i, kernel, stride, pad, dilation, n_windows, buf.data());
@@ -299,7 +299,7 @@ template <typename Kernel, typename scalar_t>
 void run(const PoolParams& p, int64_t rows, int64_t grain, const scalar_t* go, const int64_t* idx, scalar_t* gi) {
   const Kernel k(p, go, idx, gi);
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<typename Kernel::acc_t> buf(k.buffer_size());
+    Buffer<typename Kernel::acc_t> buf(k.buffer_size());
     for (int64_t r = begin; r < end; ++r) k.row(r, buf.data());
   });
 }
