@@ -565,9 +565,21 @@ def test_torchvision_network_in_training_mode_matches_outputs_and_gradients(name
     torch.manual_seed(7)
     ref = network_output(model(x))
     assert_close_scaled(out, ref, 1e-4)
-    go = torch.randn_like(ref)
-    assert_grads_close(model, param_grads(conv, out, go), param_grads(model, ref, go), 1e-3)
     assert_same_state(conv, model, 1e-4)
+    # The gradients in float64. In float32 a ReLU6 input within rounding of 0 or 6 may fall on the
+    # other side of its kink in one of the two networks and not the other (mobilenet_v2 has one,
+    # 3e-5 from it, at this input: its forward is as close to float64 in both, 1e-6), and the
+    # switched gradient then reaches every layer before it: gradients of a deep ReLU network agree
+    # to float32 rounding only where no activation sits that close to a kink.
+    model = copy.deepcopy(model).double()
+    conv = atrous.convert(model)
+    x = x.double()
+    torch.manual_seed(7)
+    out = network_output(conv(x))
+    torch.manual_seed(7)
+    ref = network_output(model(x))
+    go = torch.randn_like(ref)
+    assert_grads_close(model, param_grads(conv, out, go), param_grads(model, ref, go), 1e-9)
 
 
 @pytest.mark.slow
