@@ -209,6 +209,12 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 2), bias=True),
      "channels_last", ["forward=nhwc ", "backward_input=flipped_forward(nhwc)", "backward_weight=nhwc+input"]),
+    # ... the weight gradient of many channels (16 blocks and more) in tasks of a few blocks over
+    # every image and row, a masked block last: whole rows of 5, stride-2 rows of 10
+    (dict(N=2, C=259, m=1, kh=3, kw=3, H=5, W=5, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows+blocks"]),
+    (dict(N=3, C=300, m=1, kh=3, kw=3, H=9, W=20, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
+     "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows+blocks"]),
     # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass
     # prefetches the next output row's input rows (two at stride 2; dilated phases) and outputs
     (dict(N=2, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
@@ -279,6 +285,23 @@ def test_cpu_row_columns_group_blocks(C, k, s, H, dil, dtype):
         assert forward == "forward=nhwc_rows", forward
     else:
         assert forward == f"forward=nhwc_rows+columns{group}", forward
+
+
+@pytest.mark.skipif(_vector_bytes() is None, reason="vector width of a one-target build")
+@pytest.mark.parametrize("C, H, dtype", [
+    (960, 5, torch.float32), (576, 10, torch.float32), (240, 10, torch.float32), (256, 20, torch.float32),
+    (128, 7, torch.float64), (120, 7, torch.float64), (1152, 5, torch.bfloat16), (32, 56, torch.float32)])
+def test_cpu_weight_gradient_tasks_split_channels(C, H, dtype):
+    # channels_last weight gradient: with 16 channel blocks or more, 32 tasks or fewer of
+    # ceil(blocks / 32) blocks each (no per-task sums to add); with fewer, tasks of row bands.
+    cfg = dict(N=8, C=C, m=1, kh=3, kw=3, H=H, W=H, stride=(1, 1), padding=1, dilation=(1, 1))
+    backward_weight = cpu_plan(cfg, "channels_last", dtype).split()[2]
+    lanes = _vector_bytes() // (8 if dtype == torch.float64 else 4)
+    blocks = -(-C // lanes)
+    if blocks >= 16:
+        assert backward_weight == f"backward_weight=nhwc_rows+blocks{-(-blocks // 32)}", backward_weight
+    else:
+        assert backward_weight == "backward_weight=nhwc_rows", backward_weight
 
 
 def cpu_plan(cfg, layout, dtype=torch.float64):
@@ -694,16 +717,19 @@ def test_direct_op_calls_are_checked(device):
 
 # --- 19-20. determinism ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("C, m, H, W, k, stride", [(24, 2, 30, 31, 5, 2), (300, 1, 6, 7, 3, 1)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_deterministic_and_thread_count_independent(device, layout):
+def test_deterministic_and_thread_count_independent(device, layout, C, m, H, W, k, stride):
+    # (300 channels in channels_last: the weight gradient in tasks of channel blocks.)
     g = torch.Generator().manual_seed(4)
-    x = in_layout(torch.randn(4, 24, 30, 31, generator=g).to(device), layout).requires_grad_()
-    w = torch.randn(48, 1, 5, 5, generator=g).to(device).requires_grad_()
-    b = torch.randn(48, generator=g).to(device).requires_grad_()
-    go = in_layout(torch.randn(4, 48, 15, 16, generator=g).to(device), layout)
+    x = in_layout(torch.randn(4, C, H, W, generator=g).to(device), layout).requires_grad_()
+    w = torch.randn(C * m, 1, k, k, generator=g).to(device).requires_grad_()
+    b = torch.randn(C * m, generator=g).to(device).requires_grad_()
+    oh, ow = (H - 1) // stride + 1, (W - 1) // stride + 1
+    go = in_layout(torch.randn(4, C * m, oh, ow, generator=g).to(device), layout)
 
     def run():
-        out = atrous.depthwise_conv2d(x, w, b, 2, 2, 1)
+        out = atrous.depthwise_conv2d(x, w, b, stride, k // 2, 1)
         return (out,) + torch.autograd.grad(out, (x, w, b), go)
 
     previous = torch.are_deterministic_algorithms_enabled()

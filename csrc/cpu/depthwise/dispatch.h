@@ -24,7 +24,7 @@ struct DepthwiseKernels {
   void (*backward_weight_nchw_channel_tiles)(const DepthwiseParams&, const ChannelTilePlan&, const T*, const T*,
                                              T*);
   void (*backward_weight_nhwc)(const DepthwiseParams&, const T*, const T*, T*, T*);
-  void (*backward_weight_nhwc_rows)(const DepthwiseParams&, bool, const T*, const T*, T*);
+  void (*backward_weight_nhwc_rows)(const DepthwiseParams&, bool, int64_t, const T*, const T*, T*);
   void (*backward_input_weight_nhwc)(const DepthwiseParams&, const DepthwiseParams&, const T*, const T*,
                                      const T*, T*, T*, T*);
   void (*backward_bias_nchw)(const DepthwiseParams&, const T*, T*);

@@ -44,13 +44,14 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                   scalar_t* out);
 // m = 1 and a geometry row_passes.h serves (nhwc_rows.cpp).
 // prefetch: the plan's choice (plan.cpp: streams) to prefetch the rows the next output row reads;
-// column_blocks: the channel blocks a wide row's passes sweep column by column (plan.cpp).
+// column_blocks: the channel blocks a wide row's passes sweep column by column (plan.cpp);
+// block_group: channel blocks per task of the weight gradient, 0 for tasks of row bands (plan.cpp).
 template <typename scalar_t>
 void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_blocks, const scalar_t* in,
                        const scalar_t* weight, const scalar_t* bias, scalar_t* out);
 template <typename scalar_t>
-void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* go, const scalar_t* in,
-                               scalar_t* gw);
+void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t block_group, const scalar_t* go,
+                               const scalar_t* in, scalar_t* gw);
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
 template <typename scalar_t>

@@ -84,27 +84,37 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
   });
 }
 
-// The weight gradient: a task sums its band of output rows of one image over every channel block
-// into its own [block][tap][L] sums; the tasks' sums are then added in task order (images, then
-// bands), a fixed order whatever the number of threads.
+// The weight gradient. With block_group = 0 a task sums its band of output rows of one image over
+// every channel block into its own [block][tap][L] sums, and the tasks' sums are then added in task
+// order (images, then bands); with block_group = g a task sums every image and row of its g
+// channel blocks, images then rows, straight into the one set of sums. Either way a fixed order
+// whatever the number of threads.
 template <typename scalar_t>
-void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const scalar_t* go, const scalar_t* in,
-                               scalar_t* gw) {
+void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t block_group, const scalar_t* go,
+                               const scalar_t* in, scalar_t* gw) {
   using acc_t = acc_type_t<scalar_t>;
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;
   const int64_t blocks = ceil_div(C, L), tail = C % L;
-  const int64_t bands = split_rows(p.batch, p.out_h), rows_per = ceil_div(p.out_h, bands);
-  const int64_t tasks = p.batch * bands, per_task = blocks * taps * L;
-  Buffer<acc_t> partial(tasks * per_task, acc_t(0));
+  const bool by_blocks = block_group > 0;
+  const int64_t per_group = by_blocks ? block_group : blocks, groups = ceil_div(blocks, per_group);
+  const int64_t bands = by_blocks ? 1 : split_rows(p.batch, p.out_h), rows_per = ceil_div(p.out_h, bands);
+  const int64_t row_tasks = by_blocks ? 1 : p.batch * bands, per_task = blocks * taps * L;
+  Buffer<acc_t> partial(row_tasks * per_task, acc_t(0));
   const int64_t row_step = p.dil_h * p.in_w * C;
   with_row_kernel(p.kernel_w, p.stride_w, p.out_w, p.dil_w, [&](auto KW, auto SW, auto NW) {
     constexpr int kKW = decltype(KW)::value, kSW = decltype(SW)::value, kNW = decltype(NW)::value;
-    at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, groups * row_tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / bands, oh0 = (task % bands) * rows_per;
-        acc_t* sums = partial.data() + task * per_task;
-        for (int64_t oh = oh0; oh < std::min(p.out_h, oh0 + rows_per); ++oh) {
+        const int64_t group = task / row_tasks, rt = task % row_tasks;
+        const int64_t blk0 = group * per_group, blk1 = std::min(blocks, blk0 + per_group);
+        // Rows n * out_h + oh: every image's with blocks, else one band of one image's.
+        const int64_t oh0 = (rt % bands) * rows_per, oh1 = std::min(p.out_h, oh0 + rows_per);
+        const int64_t r0 = by_blocks ? 0 : (rt / bands) * p.out_h + oh0;
+        const int64_t r1 = by_blocks ? p.batch * p.out_h : r0 + (oh1 - oh0);
+        acc_t* sums = partial.data() + rt * per_task;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t n = r / p.out_h, oh = r % p.out_h;
           int64_t kh_lo, kh_hi;
           valid_taps(oh, p.stride_h, p.pad_h, p.dil_h, p.kernel_h, p.in_h, &kh_lo, &kh_hi);
           if (kh_lo >= kh_hi) continue;
@@ -112,7 +122,7 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
           const scalar_t* x = in + ((n * p.in_h + ih) * p.in_w) * C;
           const scalar_t* g = go + ((n * p.out_h + oh) * p.out_w) * C;
           const int64_t ih_next = oh * p.stride_h - p.pad_h + (kh_hi - 1) * p.dil_h + 1;
-          for (int64_t blk = 0; blk < blocks; ++blk) {
+          for (int64_t blk = blk0; blk < blk1; ++blk) {
             WeightIO<scalar_t, acc_t> io{g + blk * L, C, x + blk * L, C, row_step,
                                          sums + (blk * taps + kh_lo * p.kernel_w) * L, kh_hi - kh_lo,
                                          std::min<int64_t>(L, C - blk * L)};
@@ -136,7 +146,7 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
     for (int64_t blk = begin; blk < end; ++blk) {
       for (int64_t tap = 0; tap < taps; ++tap) {
         auto sum = Simd<acc_t>::broadcast(0);
-        for (int64_t task = 0; task < tasks; ++task)
+        for (int64_t task = 0; task < row_tasks; ++task)
           sum += Simd<acc_t>::load(partial.data() + task * per_task + (blk * taps + tap) * L);
         for (int64_t j = 0; j < std::min<int64_t>(L, C - blk * L); ++j)
           gw[(blk * L + j) * taps + tap] = static_cast<scalar_t>(sum[j]);
@@ -147,7 +157,7 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, const sc
 
 #define ATROUS_NHWC_ROWS(T)                                                                      \
   template void forward_nhwc_rows<T>(const DepthwiseParams&, bool, int64_t, const T*, const T*, const T*, T*); \
-  template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, bool, const T*, const T*, T*);
+  template void backward_weight_nhwc_rows<T>(const DepthwiseParams&, bool, int64_t, const T*, const T*, T*);
 ATROUS_NHWC_ROWS(float)
 ATROUS_NHWC_ROWS(double)
 ATROUS_NHWC_ROWS(c10::Half)

@@ -70,6 +70,9 @@ struct DwBackwardWeightPlan {
   // both are asked for.
   bool fuse_with_input = false;
   bool prefetch = false;  // kNhwcRows: as the forward's
+  // kNhwcRows: channel blocks per task, each task summing every image and row of its blocks;
+  // 0: tasks of bands of rows over every block, their sums added after.
+  int64_t block_group = 0;
 };
 
 // element_size: of the tensors' scalar type (8 for double; the others compute in float).

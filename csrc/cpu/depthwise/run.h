@@ -69,7 +69,7 @@ void run_dw_backward_params(const DepthwiseParams& p, const DwBackwardWeightPlan
       k.backward_weight_nchw(p, go, in, gw, gb);
       break;
     case DwBackwardWeight::kNhwcRows:
-      k.backward_weight_nhwc_rows(p, plan.prefetch, go, in, gw);
+      k.backward_weight_nhwc_rows(p, plan.prefetch, plan.block_group, go, in, gw);
       if (gb != nullptr) k.backward_bias_nhwc(p, go, gb);
       break;
     case DwBackwardWeight::kNhwc:
