@@ -231,14 +231,16 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
     # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's
     # 5x5 d2 on 14x14: two rows of 7), in both layouts; 4 phases of 5; phases of 17 and 16 (edge
-    # and interior passes) with a masked channel tail; 3 phases of 5; phases of 6 are no pass width
+    # and interior passes, swept column by column over the blocks) with a masked channel tail; 3
+    # phases of 5; phases of 6 are no pass width
     (dict(N=2, C=20, m=1, kh=5, kw=5, H=14, W=14, stride=(1, 1), padding=4, dilation=(2, 2), bias=True),
      "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=flipped_forward(nchw_channel_tiles(rows))",
                     "backward_weight=nchw_channel_tiles(rows)"]),
     (dict(N=1, C=17, m=1, kh=3, kw=3, H=12, W=20, stride=(1, 1), padding=(1, 4), dilation=(1, 4), bias=False),
      "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_weight=nchw_channel_tiles(rows)"]),
     (dict(N=1, C=21, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=6, dilation=(2, 2), bias=True),
-     "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns", "backward_input=flipped_forward(nhwc_rows+columns",
+                       "backward_weight=nhwc_rows"]),
     (dict(N=2, C=20, m=1, kh=5, kw=5, H=14, W=14, stride=(1, 1), padding=4, dilation=(2, 2), bias=False),
      "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows"]),
     (dict(N=1, C=9, m=1, kh=3, kw=3, H=8, W=15, stride=(1, 1), padding=3, dilation=(3, 3), bias=True),
@@ -270,18 +272,19 @@ def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
 @pytest.mark.parametrize("C, k, s, H, dil, dtype", [
     (96, 3, 1, 56, 1, torch.float32), (240, 3, 1, 56, 1, torch.float32), (96, 7, 2, 56, 1, torch.float32),
     (96, 5, 2, 112, 1, torch.float64), (120, 5, 1, 28, 1, torch.bfloat16),
-    (16, 3, 1, 56, 1, torch.float32), (96, 3, 1, 14, 1, torch.float32), (96, 3, 1, 56, 2, torch.float32)])
+    (16, 3, 1, 56, 1, torch.float32), (96, 3, 1, 14, 1, torch.float32), (96, 3, 1, 56, 2, torch.float32),
+    (728, 3, 1, 33, 2, torch.float32), (96, 3, 1, 56, 4, torch.float32)])
 def test_cpu_row_columns_group_blocks(C, k, s, H, dil, dtype):
     # A sweep's kernel rows of a pass of 8 (k x (7 s + k) pixels a block) stay within 24 KB of
-    # input: as many blocks a group as fit, at least one, at most all; a narrow row (14) or a row
-    # dilated along W goes block by block.
+    # input: as many blocks a group as fit, at least one, at most all; a narrow row (14) goes block
+    # by block, and so does a row dilated along W whose phases are narrow (56 / 4 = 14).
     cfg = dict(N=1, C=C, m=1, kh=k, kw=k, H=H, W=H, stride=(s, s), padding=(k - 1) // 2 * dil, dilation=(dil, dil))
     forward = cpu_plan(cfg, "channels_last", dtype).split()[0]
     element = torch.empty((), dtype=dtype).element_size()
     lanes = _vector_bytes() // (8 if element == 8 else 4)
     blocks = -(-C // lanes)
     group = min(blocks, max(1, 24 * 1024 // (k * (7 * s + k) * lanes * element)))
-    if H // s < 16 or dil > 1 or group == 1:
+    if -(-(H // s) // dil) < 16 or group == 1:
         assert forward == "forward=nhwc_rows", forward
     else:
         assert forward == f"forward=nhwc_rows+columns{group}", forward

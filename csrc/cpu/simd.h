@@ -23,6 +23,16 @@
 
 namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
+// The vectors the target's registers hold (zmm with AVX-512, ymm with AVX2; elsewhere a 64-byte
+// vector takes four 16-byte registers of 32), for kernels that choose how many to keep there.
+#if defined(__AVX512F__)
+constexpr int kVectorRegisters = 32;
+#elif defined(__AVX2__)
+constexpr int kVectorRegisters = 16;
+#else
+constexpr int kVectorRegisters = 8;
+#endif
+
 // float for float and the half types, double for double.
 template <typename T>
 using acc_type_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -42,6 +52,15 @@ struct Simd {
     return v;
   }
   static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
+  // v, held in a register from here on: a loaded value that several FMAs use would otherwise be
+  // folded into each of them as a memory operand, one load per use (3 per pixel in a 3x3 row pass,
+  // which bounds it by the loads on a core that issues one 64-byte load a cycle, as AMD's Zen 4).
+  static inline vec in_register(vec v) {
+#if defined(__x86_64__)
+    asm("" : "+v"(v));
+#endif
+    return v;
+  }
   // Stores the first m (< W) lanes: one masked store on AVX-512 and AVX2.
   static inline void store_first(T* p, vec v, int64_t m) {
 #if defined(__AVX512F__)

@@ -1,9 +1,9 @@
 // The channels_last forward in row passes (row_passes.h) read straight from the input tensor: L
 // channels of a pixel are one vector, so no tile, copy or padding is needed; each pass converts
 // its loads from scalar_t and stores the results in the output's type. A task takes output rows
-// of one image and a range of channel blocks, block by block or, on wide rows, in the plan's
-// groups of blocks swept column by column; the last block, when the channels are not a multiple
-// of L, goes with masked loads and stores.
+// of one image and a range of channel blocks, block by block or, on wide rows (a dilated row's
+// wide phases too), in the plan's groups of blocks swept column by column; the last block, when
+// the channels are not a multiple of L, goes with masked loads and stores.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -58,16 +58,11 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
           if (prefetch && oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
           return io;
         };
-        if constexpr (kNW == kWideRow) {
+        if constexpr (kNW <= kWideRow) {  // wide rows, or rows dilated along W
           if (column_blocks > 1) {  // the plan's groups of blocks, each swept column by column
             for (int64_t g0 = blk0; g0 < blk1; g0 += column_blocks) {
               const int64_t g1 = std::min(blk1, g0 + column_blocks);
-              const int64_t full1 = tail && g1 == blocks ? g1 - 1 : g1;  // the masked block last
-              wide_row_passes(p.out_w, [&](auto N, auto EDGE, int64_t c) {
-                constexpr int kN = decltype(N)::value, kE = decltype(EDGE)::value;
-                for (int64_t blk = g0; blk < full1; ++blk) row_pass<kKW, kSW, kN, kE, false>(io_of(blk), c);
-                if (full1 < g1) row_pass<kKW, kSW, kN, kE, true>(io_of(full1), c);
-              });
+              swept_row_outputs<kKW, kSW, kNW>(io_of, g0, g1, tail && g1 == blocks, p.out_w, p.dil_w);
             }
             continue;
           }

@@ -124,7 +124,7 @@ inline void row_pass(const RowIO<src_t, dst_t, acc_t>& io, int64_t base) {
 #pragma GCC unroll 32
     for (int j = 0; j < R::J; ++j) {
       if (R::read(j)) {
-        const V x = MASK ? Cin::load_first(px, lanes) : Cin::load(px);
+        const V x = S::in_register(MASK ? Cin::load_first(px, lanes) : Cin::load(px));
 #pragma GCC unroll 16
         for (int q = 0; q < N; ++q) {
           const int kw = j - q * SW;
@@ -187,7 +187,10 @@ struct WeightIO {
 
 // For each tap (kh, kw) of the io's rows, acc[(kh * KW + kw) * L] += the sum over the pass's
 // columns whose tap reads inside the input of g[col] * x, in two chains (even and odd columns)
-// added at the end: a fixed order. The pass's gradients stay in registers across all taps.
+// added at the end: a fixed order. The pass's gradients stay in registers across all taps. Where
+// the registers hold a pair of chains for every tap of a kernel row as well, the row's pixels are
+// read in order, each loaded once into the chains of every tap that reads it (the same chains in
+// the same order, so the same sums); else tap by tap, each pixel loaded once per tap.
 template <int KW, int SW, int N, int EDGE, bool MASK, typename src_t, typename acc_t>
 inline void weight_pass(const WeightIO<src_t, acc_t>& io, int64_t base) {
   using S = Simd<acc_t>;
@@ -195,27 +198,42 @@ inline void weight_pass(const WeightIO<src_t, acc_t>& io, int64_t base) {
   using Cin = Cast<src_t, acc_t>;
   constexpr int L = S::kLanes;
   using R = PassShape<KW, SW, N, EDGE>;
+  constexpr bool kByPixel = 2 * KW + N + 1 <= kVectorRegisters;
   prefetch_rows<N * SW, false>(io.pf, io.pf_rows, io.pf_step, base * SW, io.x_ps);
   prefetch_rows<N, false>(io.pf_g, io.pf_g ? 1 : 0, 0, base, io.g_ps);
+  auto load = [&](const src_t* px) { return MASK ? Cin::load_first(px, io.lanes) : Cin::load(px); };
   V gv[N];
-  for (int q = 0; q < N; ++q) {
-    const src_t* gp = io.g + (base + q) * io.g_ps;
-    gv[q] = MASK ? Cin::load_first(gp, io.lanes) : Cin::load(gp);
-  }
+  for (int q = 0; q < N; ++q) gv[q] = load(io.g + (base + q) * io.g_ps);
   for (int64_t kh = 0; kh < io.rows; ++kh) {
     const int64_t x0 = kh * io.row_step + (base * SW - R::P) * io.x_ps;  // may lie before the row
-#pragma GCC unroll 8
-    for (int kw = 0; kw < KW; ++kw) {
-      V a[2] = {V{}, V{}};
+    acc_t* const sums = io.acc + kh * KW * L;
+    if constexpr (kByPixel) {
+      V a[KW][2] = {};
+      const src_t* px = io.x + x0;
+#pragma GCC unroll 32
+      for (int j = 0; j < R::J; ++j) {
+        if (R::read(j)) {
+          const V x = S::in_register(load(px));
 #pragma GCC unroll 16
-      for (int q = 0; q < N; ++q) {
-        if (R::valid(q, kw)) {
-          const src_t* px = io.x + (x0 + (q * SW + kw) * io.x_ps);
-          a[q & 1] += gv[q] * (MASK ? Cin::load_first(px, io.lanes) : Cin::load(px));
+          for (int q = 0; q < N; ++q) {
+            const int kw = j - q * SW;
+            if (kw >= 0 && kw < KW && R::valid(q, kw)) a[kw][q & 1] += gv[q] * x;
+          }
         }
+        px = next_pixel(px, io.x_ps);
       }
-      acc_t* dst = io.acc + (kh * KW + kw) * L;
-      S::store(dst, S::load(dst) + (a[0] + a[1]));
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) S::store(sums + kw * L, S::load(sums + kw * L) + (a[kw][0] + a[kw][1]));
+    } else {
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) {
+        V a[2] = {V{}, V{}};
+#pragma GCC unroll 16
+        for (int q = 0; q < N; ++q) {
+          if (R::valid(q, kw)) a[q & 1] += gv[q] * load(io.x + (x0 + (q * SW + kw) * io.x_ps));
+        }
+        S::store(sums + kw * L, S::load(sums + kw * L) + (a[0] + a[1]));
+      }
     }
   }
 }
@@ -288,6 +306,33 @@ inline void row_outputs(const RowIO<src_t, dst_t, acc_t>& io, int64_t out_w, int
   row_of_kind<NW>(io, out_w, dil, [](const auto& at, auto N, auto EDGE, int64_t c) {
     row_pass<KW, SW, decltype(N)::value, decltype(EDGE)::value, MASK>(at, c);
   });
+}
+
+// The outputs of a row of kind NW (kWideRow or kDilatedRow) for the channel blocks [b0, b1),
+// swept column by column: each pass position for every block in turn, so that the loads of
+// neighbouring blocks (one pixel's channels, contiguous) follow each other while the group's
+// pixels stay in L1 for the next pass. io_of(blk): block blk's RowIO; masked_last: block b1 - 1
+// holds fewer than L channels. A dilated row goes phase by phase (row_of_kind).
+template <int KW, int SW, int NW, typename IoOf>
+inline void swept_row_outputs(IoOf&& io_of, int64_t b0, int64_t b1, bool masked_last, int64_t out_w,
+                              int64_t dil) {
+  static_assert(NW == kWideRow || NW == kDilatedRow, "narrow rows go block by block");
+  const int64_t full1 = masked_last ? b1 - 1 : b1;
+  auto sweep = [&](auto&& at, auto&& passes) {
+    passes([&](auto N, auto EDGE, int64_t c) {
+      constexpr int kN = decltype(N)::value, kE = decltype(EDGE)::value;
+      for (int64_t blk = b0; blk < full1; ++blk) row_pass<KW, SW, kN, kE, false>(at(blk), c);
+      if (full1 < b1) row_pass<KW, SW, kN, kE, true>(at(full1), c);
+    });
+  };
+  if constexpr (NW == kWideRow) {
+    sweep(io_of, [&](auto&& pass) { wide_row_passes(out_w, pass); });
+  } else {
+    for (int64_t r = 0; r < dil; ++r) {
+      sweep([&](int64_t blk) { return io_of(blk).phase(r, dil); },
+            [&](auto&& pass) { row_passes((out_w - r + dil - 1) / dil, pass); });
+    }
+  }
 }
 
 // The weight gradient's sums of a row of kind NW (weight_pass).
