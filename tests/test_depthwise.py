@@ -4,6 +4,7 @@ Every test runs on the CPU, and on CUDA when a GPU is present (the `device` fixt
 
 import math
 import random
+import re
 import zlib
 
 import pytest
@@ -216,14 +217,18 @@ PLAN_CASES = [
     (dict(N=3, C=300, m=1, kh=3, kw=3, H=9, W=20, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
      "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows+blocks"]),
     # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass
-    # prefetches the next output row's input rows (two at stride 2; dilated phases) and outputs
+    # prefetches the next output row's input rows (two at stride 2; dilated phases, here of 56
+    # outputs, swept column by column) and outputs
+    # (the weight gradient in tasks of channel blocks where these are 16 blocks and more: float64
+    # with the avx2 kernels' 4 lanes)
     (dict(N=2, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=flipped_forward(nhwc_rows+columns",
-                       "+prefetch) backward_weight=nhwc_rows+prefetch"]),
+                       re.compile(r"\+prefetch\) backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=2, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
-     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input", "backward_weight=nhwc_rows+prefetch"]),
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input",
+                       re.compile(r"backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
-     "channels_last", ["forward=nhwc_rows+prefetch", "backward_weight=nhwc_rows+prefetch"]),
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input", "backward_weight=nhwc_rows+prefetch"]),
     # ... and below that, none
     (dict(N=1, C=64, m=1, kh=3, kw=3, H=40, W=40, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "backward_weight=nhwc_rows"]),
@@ -323,8 +328,8 @@ def test_every_cpu_plan_path(device, idx, dtype, monkeypatch):
     monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(32 << 20))
     cfg, layout, names = PLAN_CASES[idx]
     plan = cpu_plan(cfg, layout, dtype)
-    for name in names:
-        assert name in plan, plan
+    for name in names:  # a substring of the plan's name, or a pattern it matches
+        assert (name.search(plan) if isinstance(name, re.Pattern) else name in plan), (name, plan)
     tol = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 2e-2}[dtype]
     check_config(cfg, device, layout, dtype=dtype, atol=tol * (cfg["H"] * cfg["W"]) ** 0.5, rtol=tol)
 

@@ -1,4 +1,4 @@
-# base vs new within alternating processes is costly; instead: one process per variant per round, shapes list; prints min and median
+# One build's times of the given layers (json list of [N, C, H, W, k, stride, dilation]), threads, "fwd" or "fb": torch and ours, 3 timings each, one json line a layer. Run once per build and round, alternating builds, with PYTHONPATH at each build; prefix each line with "base " or "new ".
 import sys, os, torch, torch.nn.functional as F, atrous, statistics, json
 from torch.utils.benchmark import Timer
 shapes=json.loads(sys.argv[1]); t=int(sys.argv[2]); direction=sys.argv[3]

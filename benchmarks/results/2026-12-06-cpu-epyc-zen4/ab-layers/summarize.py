@@ -1,3 +1,4 @@
+# Prints the A/B table of a file of "base|new <json>" lines written by ab_layers.py (one line a layer, run and build).
 import sys,json,collections,statistics
 d=collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(sys.argv[1]):
