@@ -69,17 +69,24 @@ inline void sweep_column(scalar_t* __restrict out, int64_t out_step, int64_t row
                          int64_t dW, const acc_t* __restrict w, acc_t bias) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
+  // The broadcast weights stay in registers where they fit beside the sums (3x3 with AVX-512):
+  // else each product broadcasts its weight from memory, one load per product.
+  constexpr bool kHeldWeights = KH * KW + R + 1 <= kVectorRegisters;
+  V wv[kHeldWeights ? KH * KW : 1];
+  if constexpr (kHeldWeights) {
+    for (int t = 0; t < KH * KW; ++t) wv[t] = S::in_register(S::broadcast(w[t]));
+  }
   V acc[R];
   for (int q = 0; q < R; ++q) acc[q] = S::broadcast(bias);
 #pragma GCC unroll 32
   for (int j = 0; j < (R - 1) * SH + KH; ++j) {
 #pragma GCC unroll 8
     for (int kw = 0; kw < KW; ++kw) {
-      const V v = S::load(x + j * x_step + (SH == 1 ? kw * dW : tap_off[kw]));
+      const V v = S::in_register(S::load(x + j * x_step + (SH == 1 ? kw * dW : tap_off[kw])));
 #pragma GCC unroll 16
       for (int q = 0; q < R; ++q) {
         const int kh = j - q * SH;
-        if (kh >= 0 && kh < KH) acc[q] += v * S::broadcast(w[kh * KW + kw]);
+        if (kh >= 0 && kh < KH) acc[q] += v * (kHeldWeights ? wv[kh * KW + kw] : S::broadcast(w[kh * KW + kw]));
       }
     }
   }
