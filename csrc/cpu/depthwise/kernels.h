@@ -44,7 +44,8 @@ void forward_nhwc(const DepthwiseParams& p, const scalar_t* in, const scalar_t* 
                   scalar_t* out);
 // m = 1 and a geometry row_passes.h serves (nhwc_rows.cpp).
 // prefetch: the plan's choice (plan.cpp: streams) to prefetch the rows the next output row reads;
-// column_blocks: the channel blocks a wide row's passes sweep column by column (plan.cpp);
+// column_blocks: the channel blocks a wide row's passes (a dilated row's wide phases') sweep
+// column by column (plan.cpp);
 // block_group: channel blocks per task of the weight gradient, 0 for tasks of row bands (plan.cpp).
 template <typename scalar_t>
 void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_blocks, const scalar_t* in,
