@@ -639,6 +639,35 @@ def test_rows_narrower_than_the_left_padding(device, layout, w, k, pad, stride):
     assert_close_all(torch.autograd.grad(out, (x, wt), go), torch.autograd.grad(ref, (x, wt), go))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_nchw_stride_two_rows_of_every_width(device, dtype, k):
+    # NCHW stride 2: each input row is split into its even and odd columns in one pass, a pair of
+    # vectors at a time where both lie in the row, masked for the last of them, one by one at the
+    # borders. Widths on both sides of one and several vector pairs, every padding up to k // 2
+    # (the column sweep past 24 outputs, rows below); forward, and the weight gradient that
+    # prepares the same rows.
+    g = torch.Generator().manual_seed(k)
+    for width in [1, 2, 3, 5, 8, 15, 16, 17, 31, 32, 33, 34, 47, 63, 64, 65, 66, 97, 130]:
+        for pad in range(k // 2 + 1):
+            if width + 2 * pad < k:
+                continue
+            x = torch.randn(2, 3, k + 3, width, generator=g, dtype=torch.float64)
+            w = torch.randn(3, 1, k, k, generator=g, dtype=torch.float64) / k
+            b = torch.randn(3, generator=g, dtype=torch.float64)
+            ref = reference(x, w, b, 2, pad, 1)
+            out = atrous.depthwise_conv2d(x.to(device, dtype), w.to(device, dtype), b.to(device, dtype), 2, pad, 1)
+            tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 3e-2}[dtype] * k
+            torch.testing.assert_close(out.double().cpu(), ref, atol=tol, rtol=tol, msg=f"width {width} pad {pad}")
+            if dtype == torch.float64:
+                xs = x.to(device).requires_grad_()
+                ws = w.to(device).requires_grad_()
+                go = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(device)
+                ours = torch.autograd.grad(atrous.depthwise_conv2d(xs, ws, None, 2, pad, 1), (xs, ws), go)
+                theirs = torch.autograd.grad(reference(xs, ws, None, 2, pad, 1), (xs, ws), go)
+                assert_close_all(ours, theirs)
+
+
 def test_huge_stride_and_dilation(device):
     x = torch.randn(1, 2, 5, 6, device=device)
     w = torch.randn(2, 1, 3, 3, device=device)
