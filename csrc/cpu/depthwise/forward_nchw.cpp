@@ -69,24 +69,45 @@ inline void sweep_column(scalar_t* __restrict out, int64_t out_step, int64_t row
                          int64_t dW, const acc_t* __restrict w, acc_t bias) {
   using S = Simd<acc_t>;
   using V = typename S::vec;
-  // The broadcast weights stay in registers where they fit beside the sums (3x3 with AVX-512):
-  // else each product broadcasts its weight from memory, one load per product.
-  constexpr bool kHeldWeights = KH * KW + R + 1 <= kVectorRegisters;
-  V wv[kHeldWeights ? KH * KW : 1];
-  if constexpr (kHeldWeights) {
-    for (int t = 0; t < KH * KW; ++t) wv[t] = S::in_register(S::broadcast(w[t]));
-  }
+  auto input = [&](int j, int kw) {
+    return S::in_register(S::load(x + j * x_step + (SH == 1 ? kw * dW : tap_off[kw])));
+  };
   V acc[R];
   for (int q = 0; q < R; ++q) acc[q] = S::broadcast(bias);
+  if constexpr (KH * KW + R + 1 <= kVectorRegisters) {
+    // All the broadcast weights stay in registers beside the sums (3x3 with AVX-512): the input
+    // rows in order, each vector feeding every output it meets.
+    V wv[KH * KW];
+    for (int t = 0; t < KH * KW; ++t) wv[t] = S::in_register(S::broadcast(w[t]));
 #pragma GCC unroll 32
-  for (int j = 0; j < (R - 1) * SH + KH; ++j) {
+    for (int j = 0; j < (R - 1) * SH + KH; ++j) {
+#pragma GCC unroll 8
+      for (int kw = 0; kw < KW; ++kw) {
+        const V v = input(j, kw);
+#pragma GCC unroll 16
+        for (int q = 0; q < R; ++q) {
+          const int kh = j - q * SH;
+          if (kh >= 0 && kh < KH) acc[q] += v * wv[kh * KW + kw];
+        }
+      }
+    }
+  } else {
+    // Tap column by tap column, its KH weights held (5x5 and 7x7, and 3x3 with AVX2's 16
+    // registers): each input vector is still loaded once, and a weight once per column, not
+    // broadcast from memory into each of its R products.
 #pragma GCC unroll 8
     for (int kw = 0; kw < KW; ++kw) {
-      const V v = S::in_register(S::load(x + j * x_step + (SH == 1 ? kw * dW : tap_off[kw])));
+      V wc[KH];
+#pragma GCC unroll 8
+      for (int kh = 0; kh < KH; ++kh) wc[kh] = S::in_register(S::broadcast(w[kh * KW + kw]));
+#pragma GCC unroll 32
+      for (int j = 0; j < (R - 1) * SH + KH; ++j) {
+        const V v = input(j, kw);
 #pragma GCC unroll 16
-      for (int q = 0; q < R; ++q) {
-        const int kh = j - q * SH;
-        if (kh >= 0 && kh < KH) acc[q] += v * (kHeldWeights ? wv[kh * KW + kw] : S::broadcast(w[kh * KW + kw]));
+        for (int q = 0; q < R; ++q) {
+          const int kh = j - q * SH;
+          if (kh >= 0 && kh < KH) acc[q] += v * wc[kh];
+        }
       }
     }
   }
