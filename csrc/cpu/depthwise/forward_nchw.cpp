@@ -94,8 +94,10 @@ inline void sweep_column(scalar_t* __restrict out, int64_t out_step, int64_t row
   } else {
     // Tap column by tap column, its KH weights held (5x5 and 7x7, and 3x3 with AVX2's 16
     // registers): each input vector is still loaded once, and a weight once per column, not
-    // broadcast from memory into each of its R products.
-#pragma GCC unroll 8
+    // broadcast from memory into each of its R products. The columns are not unrolled: GCC would
+    // schedule the loads of every column first and spill them (a 7x7 sweep of 8 rows spilled
+    // over 200 vectors to the stack).
+#pragma GCC unroll 1
     for (int kw = 0; kw < KW; ++kw) {
       V wc[KH];
 #pragma GCC unroll 8

@@ -71,9 +71,9 @@ void strided_copy(acc_t* __restrict row, int64_t n, const scalar_t* __restrict x
 // dst[len + i] = x[2i + 1 - p] for i in [0, len), zero where that falls outside [0, W). Where both
 // columns of i lie in the row, L values of each phase come from one pair of vectors (even and odd
 // lanes; masked loads and stores for the last of them); the few columns at the borders go one by
-// one. (Two strided_copy calls read the row twice,
-// each with its divisions and its calls to fill the borders: the NCHW stride-2 sweep of a
-// MobileNet layer spent more time there than in its products.)
+// one. (Two strided_copy calls read the row twice, each with its divisions and its calls to fill
+// the borders: the NCHW stride-2 sweep of a MobileNet layer spent more time there than in its
+// products.)
 template <typename scalar_t, typename acc_t>
 void two_phase_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict x, int64_t W, int64_t p) {
   acc_t* __restrict odd = dst + len;
