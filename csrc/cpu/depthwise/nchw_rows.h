@@ -68,19 +68,18 @@ void strided_copy(acc_t* __restrict row, int64_t n, const scalar_t* __restrict x
 }
 
 // The two phases of a row at stride 2, in one pass over it: dst[i] = x[2i - p] and
-// dst[len + i] = x[2i + 1 - p] for i in [0, len), zero where that falls outside [0, W). Where both
-// columns of i lie in the row, L values of each phase come from one pair of vectors (even and odd
-// lanes; masked loads and stores for the last of them); the few columns at the borders go one by
-// one. (Two strided_copy calls read the row twice, each with its divisions and its calls to fill
-// the borders: the NCHW stride-2 sweep of a MobileNet layer spent more time there than in its
-// products.)
+// dst[len + i] = x[2i + 1 - p] for i in [0, len), zero where that falls outside [0, W). From the
+// first i whose columns lie at or past column 0, L values of each phase come from one pair of
+// vectors (even and odd lanes); past the row's end the loads are masked, so that the lanes beyond
+// it, and the phases' padding after it, are zeros. The one or two columns before column 0 go one
+// by one. (Two strided_copy calls read the row twice, each with its divisions and its calls to
+// fill the borders: the NCHW stride-2 sweep of a MobileNet layer spent more time there than in
+// its products.)
 template <typename scalar_t, typename acc_t>
 void two_phase_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict x, int64_t W, int64_t p) {
   acc_t* __restrict odd = dst + len;
   auto at = [&](int64_t j) { return j >= 0 && j < W ? static_cast<acc_t>(x[j]) : acc_t(0); };
-  // [lo, hi): the i whose columns 2i - p and 2i + 1 - p both lie in [0, W).
-  const int64_t lo = std::min(len, (p + 1) / 2);
-  const int64_t hi = std::clamp<int64_t>((W + p) / 2, lo, len);
+  const int64_t lo = std::min(len, (p + 1) / 2);  // the first i with 2i - p >= 0
   int64_t i = 0;
   for (; i < lo; ++i) {
     dst[i] = at(2 * i - p);
@@ -89,19 +88,27 @@ void two_phase_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restri
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR  // simd.h
   using S = Simd<acc_t>;
   using C = Cast<scalar_t, acc_t>;
+  using V = typename S::vec;
   constexpr int L = S::kLanes;
-  for (; i + L <= hi; i += L) {
-    const auto a = C::load(x + 2 * i - p), b = C::load(x + 2 * i - p + L);
-    S::store(dst + i, even_lanes<typename S::vec, L>(a, b));
-    S::store(odd + i, odd_lanes<typename S::vec, L>(a, b));
-  }
-  if (i < hi) {  // the last m < L of them: 2m values in masked loads
-    const int64_t m = hi - i, n = 2 * m;
-    const auto a = n >= L ? C::load(x + 2 * i - p) : C::load_first(x + 2 * i - p, n);
-    const auto b = n > L ? C::load_first(x + 2 * i - p + L, n - L) : typename S::vec{};
-    S::store_first(dst + i, even_lanes<typename S::vec, L>(a, b), m);
-    S::store_first(odd + i, odd_lanes<typename S::vec, L>(a, b), m);
-    i = hi;
+  for (; i < len; i += L) {
+    const int64_t start = 2 * i - p, n = std::clamp<int64_t>(W - start, 0, 2 * L);  // values in the row
+    V a{}, b{};
+    if (n >= 2 * L) {
+      a = C::load(x + start);
+      b = C::load(x + start + L);
+    } else if (n >= L) {
+      a = C::load(x + start);
+      if (n > L) b = C::load_first(x + start + L, n - L);
+    } else if (n > 0) {
+      a = C::load_first(x + start, n);
+    }
+    if (i + L <= len) {
+      S::store(dst + i, even_lanes<V, L>(a, b));
+      S::store(odd + i, odd_lanes<V, L>(a, b));
+    } else {
+      S::store_first(dst + i, even_lanes<V, L>(a, b), len - i);
+      S::store_first(odd + i, odd_lanes<V, L>(a, b), len - i);
+    }
   }
 #endif
   for (; i < len; ++i) {
