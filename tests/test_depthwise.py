@@ -643,8 +643,9 @@ def test_rows_narrower_than_the_left_padding(device, layout, w, k, pad, stride):
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_nchw_stride_two_rows_of_every_width(device, dtype, k):
     # NCHW stride 2: each input row is split into its even and odd columns in one pass, a pair of
-    # vectors at a time where both lie in the row, masked for the last of them, one by one at the
-    # borders. Widths on both sides of one and several vector pairs, every padding up to k // 2
+    # vectors at a time, the loads masked past the row's end (the phases' padding there), the
+    # columns before column 0 one by one. Widths on both sides of one and several vector pairs,
+    # every padding up to k // 2
     # (the column sweep past 24 outputs, rows below); forward, and the weight gradient that
     # prepares the same rows.
     g = torch.Generator().manual_seed(k)
