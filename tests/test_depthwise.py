@@ -645,9 +645,8 @@ def test_nchw_stride_two_rows_of_every_width(device, dtype, k):
     # NCHW stride 2: each input row is split into its even and odd columns in one pass, a pair of
     # vectors at a time, the loads masked past the row's end (the phases' padding there), the
     # columns before column 0 one by one. Widths on both sides of one and several vector pairs,
-    # every padding up to k // 2
-    # (the column sweep past 24 outputs, rows below); forward, and the weight gradient that
-    # prepares the same rows.
+    # every padding up to k // 2 (the column sweep past 24 outputs, rows below); forward, and the
+    # weight gradient that prepares the same rows.
     g = torch.Generator().manual_seed(k)
     for width in [1, 2, 3, 5, 8, 15, 16, 17, 31, 32, 33, 34, 47, 63, 64, 65, 66, 97, 130]:
         for pad in range(k // 2 + 1):
