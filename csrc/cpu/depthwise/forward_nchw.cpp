@@ -159,11 +159,8 @@ void forward_nchw_sweep(const DepthwiseParams& p, const scalar_t* in, const acc_
           std::fill(dst, dst + Wr, acc_t(0));
         } else if (sW == 1) {
           shifted_copy(dst, Wr, x + ih * p.in_w, p.in_w, p.pad_w);
-        } else if (sW == 2) {
+        } else {  // stride 2: the plan gives sweeps no other
           two_phase_copy(dst, Lp, x + ih * p.in_w, p.in_w, p.pad_w);
-        } else {
-          for (int64_t ph = 0; ph < sW; ++ph)
-            strided_copy(dst + ph * Lp, Lp, x + ih * p.in_w, p.in_w, sW, ph - p.pad_w);
         }
       }
       const acc_t* wc = w + co * taps;

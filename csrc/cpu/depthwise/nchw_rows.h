@@ -78,13 +78,15 @@ void strided_copy(acc_t* __restrict row, int64_t n, const scalar_t* __restrict x
 template <typename scalar_t, typename acc_t>
 void two_phase_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict x, int64_t W, int64_t p) {
   acc_t* __restrict odd = dst + len;
-  auto at = [&](int64_t j) { return j >= 0 && j < W ? static_cast<acc_t>(x[j]) : acc_t(0); };
-  const int64_t lo = std::min(len, (p + 1) / 2);  // the first i with 2i - p >= 0
   int64_t i = 0;
-  for (; i < lo; ++i) {
-    dst[i] = at(2 * i - p);
-    odd[i] = at(2 * i + 1 - p);
-  }
+  auto one_by_one = [&](int64_t end) {
+    auto at = [&](int64_t j) { return j >= 0 && j < W ? static_cast<acc_t>(x[j]) : acc_t(0); };
+    for (; i < end; ++i) {
+      dst[i] = at(2 * i - p);
+      odd[i] = at(2 * i + 1 - p);
+    }
+  };
+  one_by_one(std::min(len, (p + 1) / 2));  // to the first i with 2i - p >= 0
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR  // simd.h
   using S = Simd<acc_t>;
   using C = Cast<scalar_t, acc_t>;
@@ -111,10 +113,7 @@ void two_phase_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restri
     }
   }
 #endif
-  for (; i < len; ++i) {
-    dst[i] = at(2 * i - p);
-    odd[i] = at(2 * i + 1 - p);
-  }
+  one_by_one(len);  // without the vector extension, the rest
 }
 
 template <typename scalar_t, typename acc_t>
