@@ -108,10 +108,14 @@ PATH_CASES = [
     ((2, 3, 12, 26), "contiguous", (2, 2), (2, 2), 0, 1, True, "nchw_rows", "nchw_gather_2x2"),
     ((2, 3, 12, 21), "contiguous", (2, 3), 1, 0, (1, 2), True, "nchw_rows", "nchw_row_scatter"),
     ((2, 3, 12, 22), "contiguous", (2, 3), 3, 0, 1, False, "nchw_rows", "nchw_row_scatter"),
-    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc_channels", "nhwc_gather"),
-    ((1, 37, 14, 9), "channels_last", 3, 2, 1, 1, True, "nhwc_channels", "nhwc_gather"),
+    # "nhwc": nhwc_channels or nhwc_taps by the channels (nhwc_forward below).
+    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_gather"),
+    ((1, 37, 14, 9), "channels_last", 3, 2, 1, 1, True, "nhwc", "nhwc_gather"),
     ((1, 5, 14, 9), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_channels", "nhwc_gather"),
-    ((1, 129, 7, 8), "channels_last", 3, 1, 1, 1, False, "nhwc_channels", "nhwc_gather"),
+    ((1, 129, 7, 8), "channels_last", 3, 1, 1, 1, False, "nhwc_taps", "nhwc_gather"),
+    ((2, 300, 9, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_gather"),
+    ((1, 200, 10, 9), "channels_last", 3, 2, 1, 1, True, "nhwc_taps", "nhwc_gather"),
+    ((1, 150, 12, 14), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_taps", "nhwc_gather"),
 ]
 
 
@@ -122,6 +126,13 @@ def vector_lanes(dtype):
     return (32 if cap == "avx2" else 64) // (8 if dtype == torch.float64 else 4)
 
 
+def nhwc_forward(channels, dtype):
+    """The channels_last forward plan.cpp gives `channels` of dtype: whole pixels in registers up
+    to 8 vectors of channels with avx512's 32 registers, 4 with avx2's 16; tap by tap beyond."""
+    blocks = 8 if atrous.build_info()["cpu_capability"] == "avx512" else 4
+    return "nhwc_channels" if channels <= blocks * vector_lanes(dtype) else "nhwc_taps"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", PATH_CASES, ids=lambda c: f"{c[7]}-{c[8]}-{c[0]}-{c[2]}")
 def test_each_cpu_path_runs_and_matches(case, dtype):
@@ -130,6 +141,8 @@ def test_each_cpu_path_runs_and_matches(case, dtype):
     x = in_layout(torch.randn(shape, generator=g, dtype=torch.float64).to(dtype), layout)
     out_w = F.max_pool2d(x[:1, :1], k, s, p, d, ceil).shape[-1]
     kw, sw, dw = _two(k)[1], _two(s)[1], _two(d)[1]
+    if fwd == "nhwc":
+        fwd = nhwc_forward(shape[1], dtype)
     if bwd == "nchw_row_scatter" and fwd == "nchw_rows" and out_w >= vector_lanes(dtype) and (kw - 1) * dw < 4 * sw:
         bwd = "nchw_phase_scatter"  # rows of a vector's worth of outputs with narrower vectors (avx2)
     assert ops._max_pool2d_cpu_plan(x, _two(k), _two(s), _two(p), _two(d), ceil) == f"forward={fwd} backward={bwd}"

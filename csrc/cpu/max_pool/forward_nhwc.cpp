@@ -1,8 +1,15 @@
-// CPU max-pool forward, channels_last: vectors across channels. For each output pixel the window's
-// taps inside the input are found once; then every block of W channels (the last one masked)
-// runs torch's scan lane by lane (greater, or NaN, replaces the running maximum and its index),
-// up to four blocks at a time so that each tap's loads share one pass over the window. Output rows
-// of all images are the parallel unit, so batch 1 spreads over every thread.
+// CPU max-pool forward, channels_last: vectors across channels, two ways (plan.cpp chooses).
+// - kNhwcChannels: for each output pixel the window's taps inside the input are found once; then
+//   blocks of W channels (the last one masked) run torch's scan lane by lane (greater, or NaN,
+//   replaces the running maximum and its index), up to kMaxBlocks at a time with their maxima and
+//   indices in registers, so that each tap's loads share one pass over the window. When a pixel's
+//   channels fit in one such pass, the window is read once, tap after tap, each tap's channels in
+//   order: streams the hardware prefetchers follow.
+// - kNhwcTaps: wider pixels, taken tap by tap, each tap's channels in one sequential pass, with the
+//   running maximum kept in the output pixel and the index in a per-thread int32 buffer (what
+//   torch does); interleaving the blocks of several taps would read each pixel in pieces, which
+//   measured up to twice as slow on 256 and 512 channels.
+// Output rows of all images are the parallel unit, so batch 1 spreads over every thread.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -24,7 +31,9 @@ struct NhwcChannels {
   using vec = typename S::vec;
   using ivec = typename I::lanes;
   static constexpr int W = S::kLanes;
-  static constexpr int kBlocks = 4;  // channel vectors kept in registers across the window
+  // Channel vectors whose maxima and indices stay in registers across the window (with the input
+  // vector, its position and the mask): plan.cpp's register_blocks for this capability.
+  static constexpr int kMaxBlocks = kVectorRegisters / 4;
 
   const PoolParams& p;
   const scalar_t* in;
@@ -92,20 +101,105 @@ struct NhwcChannels {
       scalar_t* o = out + pix * C;
       int64_t* oi = kWithIndices ? idx + pix * C : nullptr;
       int64_t c = 0;
-      for (; c + kBlocks * W <= C; c += kBlocks * W) full_blocks<kBlocks>(image, t, c, o, oi);
-      switch ((C - c) / W) {
-        case 3: full_blocks<3>(image, t, c, o, oi); c += 3 * W; break;
-        case 2: full_blocks<2>(image, t, c, o, oi); c += 2 * W; break;
-        case 1: full_blocks<1>(image, t, c, o, oi); c += W; break;
-        default: break;
-      }
+      for (; c + kMaxBlocks * W <= C; c += kMaxBlocks * W) full_blocks<kMaxBlocks>(image, t, c, o, oi);
+      c += some_blocks(image, t, c, (C - c) / W, o, oi);
       if (c < C) tail_block(image, t, c, C - c, o, oi);
+    }
+  }
+
+  // full_blocks<b> for the run-time 0 <= b <= B (none for 0); returns the channels done.
+  template <int B = kMaxBlocks - 1>
+  int64_t some_blocks(const scalar_t* image, const WindowTaps& t, int64_t c0, int64_t b, scalar_t* o,
+                      int64_t* oi) const {
+    if constexpr (B > 0) {
+      if (b == B) {
+        full_blocks<B>(image, t, c0, o, oi);
+        return B * W;
+      }
+      return some_blocks<B - 1>(image, t, c0, b, o, oi);
+    }
+    return 0;
+  }
+};
+
+// kNhwcTaps: each tap of a window in one sequential pass over its channels.
+template <typename scalar_t, bool kWithIndices>
+struct NhwcTaps {
+  using acc_t = acc_type_t<scalar_t>;
+  using S = Simd<acc_t>;
+  using Cv = Cast<scalar_t>;
+  using I = IntLanes<acc_t>;
+  using vec = typename S::vec;
+  using ivec = typename I::lanes;
+  static constexpr int W = S::kLanes;
+
+  const PoolParams& p;
+  const scalar_t* in;
+  scalar_t* out;
+  int64_t* idx;
+
+  // One tap's channels [0, full) against the running maxima in o and indices in at; the first tap
+  // (any value, even -inf, wins over the initial -inf and the first position) just copies.
+  void tap(const scalar_t* src, int64_t pos, int64_t full, bool first, scalar_t* o, ivec* at) const {
+    const ivec pv = I::broadcast(pos);
+    if (first) {
+      for (int64_t c = 0; c < full; c += W) {
+        Cv::store(o + c, Cv::load(src + c));
+        if constexpr (kWithIndices) at[c / W] = pv;
+      }
+      return;
+    }
+    for (int64_t c = 0; c < full; c += W) {
+      const vec v = Cv::load(src + c), m = Cv::load(o + c);
+      const ivec take = (v > m) | (v != v);
+      Cv::store(o + c, take ? v : m);
+      if constexpr (kWithIndices) at[c / W] = take ? pv : at[c / W];
+    }
+  }
+
+  // Output row `r` (= n * oH + oh), every pixel and channel; `at` holds C / W index vectors.
+  void row(int64_t r, ivec* at) const {
+    const int64_t n = r / p.out_h, oh = r % p.out_h, C = p.channels, full = C / W * W;
+    const scalar_t* image = in + n * p.in_h * p.in_w * C;
+    const NhwcChannels<scalar_t, kWithIndices> tail{p, in, out, idx};
+    for (int64_t ow = 0; ow < p.out_w; ++ow) {
+      const WindowTaps t(p, oh, ow);
+      const int64_t pix = r * p.out_w + ow;
+      scalar_t* o = out + pix * C;
+      int64_t* oi = kWithIndices ? idx + pix * C : nullptr;
+      bool first = true;
+      if (t.kh0 == t.kh1 || t.kw0 == t.kw1) {  // no tap inside: -inf at the first position
+        for (int64_t c = 0; c < full; c += W) {
+          Cv::store(o + c, S::broadcast(-std::numeric_limits<acc_t>::infinity()));
+          at[c / W] = I::broadcast(t.first_index(p));
+        }
+      }
+      for (int64_t kh = t.kh0; kh < t.kh1; ++kh) {
+        const int64_t ih = t.h_start + kh * p.dil_h;
+        for (int64_t kw = t.kw0; kw < t.kw1; ++kw, first = false) {
+          const int64_t iw = t.w_start + kw * p.dil_w;
+          tap(image + (ih * p.in_w + iw) * C, ih * p.in_w + iw, full, first, o, at);
+        }
+      }
+      if constexpr (kWithIndices) {
+        for (int64_t c = 0; c < full; c += W) I::store_wide(oi + c, at[c / W]);
+      }
+      if (full < C) tail.tail_block(image, t, full, C - full, o, oi);
     }
   }
 };
 
 template <typename scalar_t, bool kWithIndices>
 void run_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out, int64_t* idx) {
+  if (plan.forward == PoolForward::kNhwcTaps) {
+    using K = NhwcTaps<scalar_t, kWithIndices>;
+    const K k{p, in, out, idx};
+    at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
+      Buffer<typename K::ivec> at(p.channels / K::W + 1);
+      for (int64_t r = begin; r < end; ++r) k.row(r, at.data());
+    });
+    return;
+  }
   const NhwcChannels<scalar_t, kWithIndices> k{p, in, out, idx};
   at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) k.row(r);

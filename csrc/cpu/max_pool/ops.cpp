@@ -50,9 +50,9 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& input,
   const PoolPlan plan = plan_max_pool(s.p, input.element_size());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "atrous_max_pool", [&] {
     const auto& k = kernels<scalar_t>();
-    const auto run = plan.forward == PoolForward::kNchwRows       ? k.forward_nchw_rows
-                     : plan.forward == PoolForward::kNhwcChannels ? k.forward_nhwc
-                                                                  : k.forward_generic;
+    const auto run = plan.forward == PoolForward::kNchwRows  ? k.forward_nchw_rows
+                     : plan.forward == PoolForward::kGeneric ? k.forward_generic
+                                                             : k.forward_nhwc;  // kNhwcChannels, kNhwcTaps
     run(s.p, plan, s.input.const_data_ptr<scalar_t>(), s.output.mutable_data_ptr<scalar_t>(),
         with_indices ? s.indices.mutable_data_ptr<int64_t>() : nullptr);
   });

@@ -15,6 +15,12 @@ namespace {
 constexpr int64_t kMaxPlaneForLanes = int64_t(1) << 31;
 // NCHW output rows narrower than this leave most lanes of a vector block idle: scalar instead.
 constexpr int64_t kMinVectorRow = 4;
+// Channels_last pixels of up to this many vectors of channels are read in one pass over their
+// window, every vector's maximum and index in registers (a quarter of them: with the input vector,
+// its position and the mask, GCC keeps them there). Wider pixels read in pieces, a few vectors of
+// every tap at a time, measured up to twice as slow as a pass over each tap's channels in order
+// (256 and 512 channels, Zen 4): those go tap by tap.
+int64_t register_blocks() { return active_vector_lanes(4) * 4 == 64 ? 8 : 4; }
 // About this many elements per parallel_for grain: small enough that batch 1 spreads over every
 // thread, large enough that a task's set-up is noise.
 constexpr int64_t kGrainElements = 4096;
@@ -35,7 +41,9 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
   const int64_t lanes = active_vector_lanes(element_size);
   const bool small_plane = p.in_h * p.in_w < kMaxPlaneForLanes;
   if (p.layout == Layout::kNHWC) {
-    plan.forward = small_plane ? PoolForward::kNhwcChannels : PoolForward::kGeneric;
+    plan.forward = !small_plane                              ? PoolForward::kGeneric
+                   : p.channels <= register_blocks() * lanes ? PoolForward::kNhwcChannels
+                                                             : PoolForward::kNhwcTaps;
     plan.backward = PoolBackward::kNhwcGather;
   } else {
     plan.forward = small_plane && p.out_w >= kMinVectorRow ? PoolForward::kNchwRows : PoolForward::kGeneric;
@@ -54,9 +62,9 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
                     : phases   ? PoolBackward::kNchwPhaseScatter
                                : PoolBackward::kNchwRowScatter;
   }
-  // The forward's unit is an output row of one plane, or of all channels for kNhwcChannels; the
-  // backward's an input row of all channels (NHWC) or of one plane (NCHW).
-  const bool all_channels = plan.forward == PoolForward::kNhwcChannels;
+  // The forward's unit is an output row of one plane, or of all channels for the channels_last
+  // vector paths; the backward's an input row of all channels (NHWC) or of one plane (NCHW).
+  const bool all_channels = plan.forward == PoolForward::kNhwcChannels || plan.forward == PoolForward::kNhwcTaps;
   const int64_t out_row = std::max<int64_t>(1, p.out_w * (all_channels ? p.channels : 1));
   const int64_t in_row = std::max<int64_t>(1, p.in_w * (p.layout == Layout::kNHWC ? p.channels : 1));
   plan.forward_grain = std::max<int64_t>(1, kGrainElements / out_row);
@@ -72,6 +80,7 @@ const char* forward_name(PoolForward f) {
   switch (f) {
     case PoolForward::kNchwRows: return "nchw_rows";
     case PoolForward::kNhwcChannels: return "nhwc_channels";
+    case PoolForward::kNhwcTaps: return "nhwc_taps";
     case PoolForward::kGeneric: return "generic";
   }
   return "?";

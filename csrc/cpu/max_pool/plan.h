@@ -11,7 +11,10 @@ namespace cpu {
 
 enum class PoolForward {
   kNchwRows,      // NCHW: vectors along output rows (interior columns), scalar borders
-  kNhwcChannels,  // channels_last: vectors across channels, bounds resolved per pixel
+  kNhwcChannels,  // channels_last: vectors across channels, bounds resolved per pixel, up to
+                  // register_blocks() vectors of them kept in registers across the window
+  kNhwcTaps,      // channels_last, pixels of more channels than that: tap by tap, each tap's
+                  // channels in one pass against the maxima kept in the output
   kGeneric,       // scalar, either layout: NCHW rows of under 4 outputs, or planes of 2^31+
 };
 
