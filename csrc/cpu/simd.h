@@ -207,6 +207,56 @@ struct IntLanes {
       return m;
     }
   }
+  // The W int64 values at p, each of which fits T's lane width, in `lanes` (the first m, the
+  // others -1, when m < W; values past m are not read).
+  static inline lanes narrow(const int64_t* p, int64_t m = W) {
+    using W8 = typename VecOf<int64_t, 8>::type;
+    int64_t tail[W];
+    if (m < W) {
+      for (int i = 0; i < W; ++i) tail[i] = i < m ? p[i] : -1;
+      p = tail;
+    }
+    if constexpr (W == 8) {
+      W8 a;
+      __builtin_memcpy(&a, p, sizeof(a));
+      return __builtin_convertvector(a, lanes);
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+    } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
+      using N8 = typename VecOf<int32_t, 8>::type;
+      W8 a, b;
+      __builtin_memcpy(&a, p, sizeof(a));
+      __builtin_memcpy(&b, p + 8, sizeof(b));
+      const N8 lo = __builtin_convertvector(a, N8), hi = __builtin_convertvector(b, N8);
+      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+    } else {
+      lanes v;
+      for (int i = 0; i < W; ++i) v[i] = static_cast<same_width_int_t<T>>(p[i]);
+      return v;
+    }
+  }
+  // Lane i of the result is v[sel[i]] (0 <= sel[i] < W): one permute instruction for 16 lanes of
+  // 32 bits with AVX-512 and 8 with AVX2, and for 8 lanes of 64 bits with AVX-512. V is T's
+  // Simd vector or `lanes`.
+  template <typename V>
+  static inline V permute(V v, lanes sel) {
+    static_assert(sizeof(V) == sizeof(lanes), "one lane per selector");
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && W == 16) {
+      return reinterpret_cast<V>(_mm512_permutexvar_epi32(reinterpret_cast<__m512i>(sel), reinterpret_cast<__m512i>(v)));
+    } else if constexpr (sizeof(V) == 64 && W == 8) {
+      return reinterpret_cast<V>(_mm512_permutexvar_epi64(reinterpret_cast<__m512i>(sel), reinterpret_cast<__m512i>(v)));
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(V) == 32 && W == 8) {
+      return reinterpret_cast<V>(_mm256_permutevar8x32_epi32(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(sel)));
+    }
+#endif
+    V r;
+    for (int i = 0; i < W; ++i) r[i] = v[sel[i] & (W - 1)];
+    return r;
+  }
 };
 
 // IEEE half <-> float in vectors of W lanes, for targets without a conversion instruction: the

@@ -243,6 +243,75 @@ struct NchwGather2x2 : NchwGather<scalar_t> {
 };
 #endif
 
+// Windows strided by 2 or more along W (no dilation), overlapping or not: W input columns at a
+// time, each lane gathering from the windows that contain its column. Those windows are
+// consecutive, first[iw] .. first[iw] + count[iw] - 1, and for W columns they lie among the W
+// outputs from the first column's first window (plan.cpp checks that): one load of those
+// gradients and indices per covering output row, then, per window of a column (t), one permute of
+// each to the lanes, a comparison of the index with the lane's position and a masked add. Output
+// rows outer and t inner sum each element in increasing output position, as the scatter would.
+template <typename scalar_t>
+struct NchwWindowGather : NchwGather<scalar_t> {
+  using Base = NchwGather<scalar_t>;
+  using acc_t = typename Base::acc_t;
+  using S = Simd<acc_t>;
+  using Cv = Cast<scalar_t>;
+  using I = IntLanes<acc_t>;
+  using vec = typename S::vec;
+  using lanes = typename I::lanes;
+  using lane_t = same_width_int_t<acc_t>;
+  static constexpr int W = S::kLanes;
+  using Base::p;
+
+  Buffer<lane_t> first, count;  // per input column, padded to whole vectors with count 0
+  int64_t most = 0;             // windows of the column that has most
+
+  NchwWindowGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
+      : Base(p_, go_, idx_, gi_), first(ceil_div(p.in_w, W) * W), count(ceil_div(p.in_w, W) * W, 0) {
+    // A column in no window (between windows, or past the last) takes the next column's first
+    // window (out_w past the last), so that a block's first column has the least of its block.
+    lane_t next = static_cast<lane_t>(p.out_w);
+    for (int64_t iw = static_cast<int64_t>(first.size()) - 1; iw >= 0; --iw) {
+      const int64_t n = iw < p.in_w ? this->cols.end(iw) - this->cols.begin(iw) : 0;
+      if (n > 0) next = static_cast<lane_t>(*this->cols.begin(iw));
+      first[iw] = next;
+      count[iw] = static_cast<lane_t>(n);
+      most = std::max(most, n);
+    }
+  }
+
+  void row(int64_t r, acc_t*) const {
+    const int64_t plane = r / p.in_h, ih = r % p.in_h;
+    scalar_t* dst = this->gi + r * p.in_w;
+    const lanes lane = I::iota(1);
+    for (int64_t iw0 = 0; iw0 < p.in_w; iw0 += W) {
+      lanes fw, cnt;
+      __builtin_memcpy(&fw, first.data() + iw0, sizeof(fw));
+      __builtin_memcpy(&cnt, count.data() + iw0, sizeof(cnt));
+      const int64_t base = first[iw0], m = std::min<int64_t>(W, p.out_w - base);
+      const lanes rel = fw - static_cast<lane_t>(base);
+      const lanes pos = I::broadcast(ih * p.in_w + iw0) + lane;
+      vec acc = vec{};
+      for (const int64_t* oh = this->rows.begin(ih); m > 0 && oh != this->rows.end(ih); ++oh) {
+        const int64_t o = (plane * p.out_h + *oh) * p.out_w + base;
+        const vec gv = m < W ? Cv::load_first(this->go + o, m) : Cv::load(this->go + o);
+        const lanes iv = I::narrow(this->idx + o, m);
+        for (int64_t t = 0; t < most; ++t) {
+          const lanes sel = rel + static_cast<lane_t>(t);
+          const lanes hit = (I::broadcast(t) < cnt) & (I::permute(iv, sel) == pos);
+          acc += hit ? I::permute(gv, sel) : vec{};
+        }
+      }
+      const int64_t n = std::min<int64_t>(W, p.in_w - iw0);
+      if (n < W) {
+        Cv::store_first(dst + iw0, acc, n);
+      } else {
+        Cv::store(dst + iw0, acc);
+      }
+    }
+  }
+};
+
 template <typename scalar_t>
 struct NhwcGather : BackwardData<scalar_t> {
   using acc_t = acc_type_t<scalar_t>;
@@ -316,6 +385,10 @@ void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan, const sca
     return;
   }
 #endif
+  if (plan.backward == PoolBackward::kNchwWindowGather) {
+    run<NchwWindowGather<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
+    return;
+  }
   if (plan.backward == PoolBackward::kNchwPhaseScatter) {
     run<NchwPhaseScatter<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
     return;

@@ -58,9 +58,14 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
     // strides wide (each tap is one masked add per block).
     const bool phases = p.in_h * p.in_w < kMaxPlaneForLanes && p.out_w >= lanes &&
                         (p.kernel_w - 1) * p.dil_w + 1 <= 4 * p.stride_w;
-    plan.backward = vector_2x2 ? PoolBackward::kNchwGather2x2
-                    : phases   ? PoolBackward::kNchwPhaseScatter
-                               : PoolBackward::kNchwRowScatter;
+    // The windows of a vector's worth of input columns, all among a vector's worth of outputs
+    // from the first: (lanes - 1 + kernel - 1) / stride + 1 of them at most.
+    const bool window_gather = p.in_h * p.in_w < kMaxPlaneForLanes && p.stride_w >= 2 && p.dil_w == 1 &&
+                               (lanes + p.kernel_w - 2) / p.stride_w + 1 <= lanes;
+    plan.backward = vector_2x2      ? PoolBackward::kNchwGather2x2
+                    : window_gather ? PoolBackward::kNchwWindowGather
+                    : phases        ? PoolBackward::kNchwPhaseScatter
+                                    : PoolBackward::kNchwRowScatter;
   }
   // The forward's unit is an output row of one plane, or of all channels for the channels_last
   // vector paths; the backward's an input row of all channels (NHWC) or of one plane (NCHW).
@@ -91,6 +96,7 @@ const char* backward_name(PoolBackward b) {
     case PoolBackward::kNchwRowScatter: return "nchw_row_scatter";
     case PoolBackward::kNchwPhaseScatter: return "nchw_phase_scatter";
     case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
+    case PoolBackward::kNchwWindowGather: return "nchw_window_gather";
     case PoolBackward::kNhwcGather: return "nhwc_gather";
     case PoolBackward::kIndexScatter: return "index_scatter";
   }

@@ -22,6 +22,8 @@ enum class PoolBackward {
   kNchwRowScatter,    // NCHW: each input row sums the gradients of the windows covering it
   kNchwPhaseScatter,  // NCHW: the same in vectors of output columns, by column phase
   kNchwGather2x2,   // NCHW, 2x2 windows at stride 2 (no padding or dilation): a gather in vectors
+  kNchwWindowGather,  // NCHW, other windows strided by 2 or more along W (no dilation there):
+                      // each lane gathers from its column's windows, permuted from one load
   kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
   kIndexScatter,    // either layout, when a window has no tap inside the input along an axis: each
                     // gradient added where its index points (ops.cpp), as torch's backward does;
