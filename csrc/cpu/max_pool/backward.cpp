@@ -265,6 +265,7 @@ struct NchwWindowGather : NchwGather<scalar_t> {
 
   Buffer<lane_t> first, count;  // per input column, padded to whole vectors with count 0
   int64_t most = 0;             // windows of the column that has most
+  const int64_t outputs = p.batch * p.channels * p.out_h * p.out_w;
 
   NchwWindowGather(const PoolParams& p_, const scalar_t* go_, const int64_t* idx_, scalar_t* gi_)
       : Base(p_, go_, idx_, gi_), first(ceil_div(p.in_w, W) * W), count(ceil_div(p.in_w, W) * W, 0) {
@@ -281,7 +282,18 @@ struct NchwWindowGather : NchwGather<scalar_t> {
   }
 
   void row(int64_t r, acc_t*) const {
-    const int64_t plane = r / p.in_h, ih = r % p.in_h;
+    switch (most) {  // the usual window counts unrolled
+      case 1: return row_of<1>(r);
+      case 2: return row_of<2>(r);
+      case 3: return row_of<3>(r);
+      default: return row_of<0>(r);
+    }
+  }
+
+  // Input row r, its columns in at most kMost windows each (0: `most`).
+  template <int kMost>
+  void row_of(int64_t r) const {
+    const int64_t plane = r / p.in_h, ih = r % p.in_h, n_windows = kMost > 0 ? kMost : most;
     scalar_t* dst = this->gi + r * p.in_w;
     const lanes lane = I::iota(1);
     for (int64_t iw0 = 0; iw0 < p.in_w; iw0 += W) {
@@ -294,9 +306,11 @@ struct NchwWindowGather : NchwGather<scalar_t> {
       vec acc = vec{};
       for (const int64_t* oh = this->rows.begin(ih); m > 0 && oh != this->rows.end(ih); ++oh) {
         const int64_t o = (plane * p.out_h + *oh) * p.out_w + base;
-        const vec gv = m < W ? Cv::load_first(this->go + o, m) : Cv::load(this->go + o);
-        const lanes iv = I::narrow(this->idx + o, m);
-        for (int64_t t = 0; t < most; ++t) {
+        // Past the row's end, lanes no column selects: read them where the tensor goes on.
+        const int64_t k = o + W <= outputs ? W : m;
+        const vec gv = k < W ? Cv::load_first(this->go + o, k) : Cv::load(this->go + o);
+        const lanes iv = I::narrow(this->idx + o, k);
+        for (int64_t t = 0; t < n_windows; ++t) {
           const lanes sel = rel + static_cast<lane_t>(t);
           const lanes hit = (I::broadcast(t) < cnt) & (I::permute(iv, sel) == pos);
           acc += hit ? I::permute(gv, sel) : vec{};
