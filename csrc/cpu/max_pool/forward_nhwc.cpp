@@ -122,21 +122,14 @@ struct NhwcChannels {
   }
 };
 
-// kNhwcTaps: each tap of a window in one sequential pass over its channels.
+// kNhwcTaps: each tap of a window in one sequential pass over its channels (the last n < W
+// channels as NhwcChannels takes them).
 template <typename scalar_t, bool kWithIndices>
-struct NhwcTaps {
-  using acc_t = acc_type_t<scalar_t>;
-  using S = Simd<acc_t>;
-  using Cv = Cast<scalar_t>;
-  using I = IntLanes<acc_t>;
-  using vec = typename S::vec;
-  using ivec = typename I::lanes;
-  static constexpr int W = S::kLanes;
-
-  const PoolParams& p;
-  const scalar_t* in;
-  scalar_t* out;
-  int64_t* idx;
+struct NhwcTaps : NhwcChannels<scalar_t, kWithIndices> {
+  using Base = NhwcChannels<scalar_t, kWithIndices>;
+  using typename Base::acc_t, typename Base::S, typename Base::Cv, typename Base::I, typename Base::vec,
+      typename Base::ivec;
+  using Base::W, Base::p, Base::in, Base::out, Base::idx;
 
   // One tap's channels [0, full) against the running maxima in o and indices in at; the first tap
   // (any value, even -inf, wins over the initial -inf and the first position) just copies.
@@ -161,7 +154,6 @@ struct NhwcTaps {
   void row(int64_t r, ivec* at) const {
     const int64_t n = r / p.out_h, oh = r % p.out_h, C = p.channels, full = C / W * W;
     const scalar_t* image = in + n * p.in_h * p.in_w * C;
-    const NhwcChannels<scalar_t, kWithIndices> tail{p, in, out, idx};
     for (int64_t ow = 0; ow < p.out_w; ++ow) {
       const WindowTaps t(p, oh, ow);
       const int64_t pix = r * p.out_w + ow;
@@ -184,7 +176,7 @@ struct NhwcTaps {
       if constexpr (kWithIndices) {
         for (int64_t c = 0; c < full; c += W) I::store_wide(oi + c, at[c / W]);
       }
-      if (full < C) tail.tail_block(image, t, full, C - full, o, oi);
+      if (full < C) this->tail_block(image, t, full, C - full, o, oi);
     }
   }
 };
@@ -193,7 +185,7 @@ template <typename scalar_t, bool kWithIndices>
 void run_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out, int64_t* idx) {
   if (plan.forward == PoolForward::kNhwcTaps) {
     using K = NhwcTaps<scalar_t, kWithIndices>;
-    const K k{p, in, out, idx};
+    const K k{{p, in, out, idx}};
     at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
       Buffer<typename K::ivec> at(p.channels / K::W + 1);
       for (int64_t r = begin; r < end; ++r) k.row(r, at.data());
