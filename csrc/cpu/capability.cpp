@@ -66,6 +66,17 @@ int64_t active_vector_lanes(int64_t element_size) {
   return vector_bytes(active_capability()) / (element_size == 8 ? 8 : 4);
 }
 
+int active_vector_registers() {
+  switch (active_capability()) {
+    case Capability::kAvx512:
+      return 32;
+    case Capability::kAvx2:
+      return 16;
+    default:  // the host files' target, as in vector_bytes
+      return ATROUS_TARGET_VECTOR_REGISTERS;
+  }
+}
+
 const char* capability_name(Capability c) {
   switch (c) {
     case Capability::kDefault:

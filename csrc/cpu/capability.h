@@ -40,6 +40,8 @@ std::string capability_names(const std::vector<Capability>& caps, const char* se
 // types: 4) in the active capability's kernels.
 int vector_bytes(Capability c);
 int64_t active_vector_lanes(int64_t element_size);
+// The vectors the registers of the active capability's kernels hold (their kVectorRegisters).
+int active_vector_registers();
 
 // What this build has, lowest first.
 const std::vector<Capability>& built_capabilities();

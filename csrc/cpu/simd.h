@@ -23,15 +23,9 @@
 
 namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
-// The vectors the target's registers hold (zmm with AVX-512, ymm with AVX2; elsewhere a 64-byte
-// vector takes four 16-byte registers of 32), for kernels that choose how many to keep there.
-#if defined(__AVX512F__)
-constexpr int kVectorRegisters = 32;
-#elif defined(__AVX2__)
-constexpr int kVectorRegisters = 16;
-#else
-constexpr int kVectorRegisters = 8;
-#endif
+// The vectors the target's registers hold (vector_bytes.h), for kernels that choose how many to
+// keep there.
+constexpr int kVectorRegisters = ATROUS_TARGET_VECTOR_REGISTERS;
 
 // float for float and the half types, double for double.
 template <typename T>
@@ -143,6 +137,16 @@ struct IntLanes {
     return v;
   }
   static inline lanes broadcast(int64_t x) { return static_cast<same_width_int_t<T>>(x) - lanes{}; }
+#ifdef ATROUS_HAVE_SHUFFLEVECTOR
+  // Sixteen int64 values, in two 64-byte vectors (which compilers keep in registers), narrowed to
+  // one vector of 16 int32.
+  template <typename W8>
+  static inline lanes narrow_pair(W8 lo, W8 hi) {
+    using N8 = typename VecOf<int32_t, 8>::type;
+    return __builtin_shufflevector(__builtin_convertvector(lo, N8), __builtin_convertvector(hi, N8), 0, 1, 2,
+                                   3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
+#endif
   static inline void store_wide(int64_t* p, lanes v) {
     const wide w = __builtin_convertvector(v, wide);
     __builtin_memcpy(p, &w, sizeof(wide));
@@ -169,9 +173,8 @@ struct IntLanes {
       return __builtin_convertvector(rel(p), lanes);
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
     } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
-      using N8 = typename VecOf<int32_t, 8>::type;
-      const N8 lo = __builtin_convertvector(rel(p), N8), hi = __builtin_convertvector(rel(p + 8), N8);
-      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      const W8 lo = rel(p);  // before rel(p + 8): rel advances base
+      return narrow_pair(lo, rel(p + 8));
 #endif
     } else {
       lanes m;
@@ -195,11 +198,9 @@ struct IntLanes {
       return __builtin_convertvector(a == want, lanes);
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
     } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
-      using N8 = typename VecOf<int32_t, 8>::type;
       W8 b;
       __builtin_memcpy(&b, p + 8, sizeof(b));
-      const N8 lo = __builtin_convertvector(a == want, N8), hi = __builtin_convertvector(b == want, N8);
-      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      return narrow_pair(a == want, b == want);
 #endif
     } else {
       lanes m;
@@ -222,12 +223,10 @@ struct IntLanes {
       return __builtin_convertvector(a, lanes);
 #ifdef ATROUS_HAVE_SHUFFLEVECTOR
     } else if constexpr (W == 16 && sizeof(same_width_int_t<T>) == 4) {
-      using N8 = typename VecOf<int32_t, 8>::type;
       W8 a, b;
       __builtin_memcpy(&a, p, sizeof(a));
       __builtin_memcpy(&b, p + 8, sizeof(b));
-      const N8 lo = __builtin_convertvector(a, N8), hi = __builtin_convertvector(b, N8);
-      return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      return narrow_pair(a, b);
 #endif
     } else {
       lanes v;

@@ -8,7 +8,7 @@ res = {}
 for rnd in range(rounds):
     for label, spec in variants:
         pp, _, which = spec.partition(",")
-        env = dict(os.environ, PYTHONPATH=pp, WHICH=which or "ours", ATROUS_EXP=which or "ours",
+        env = dict(os.environ, PYTHONPATH=pp, WHICH=which or "ours",
                    MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESHOLD_="4294967296")
         out = subprocess.run([sys.executable, script, th], env=env, capture_output=True, text=True).stdout
         for line in out.splitlines():

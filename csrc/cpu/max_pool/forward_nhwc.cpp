@@ -91,20 +91,27 @@ struct NhwcChannels {
     if constexpr (kWithIndices) I::store_wide_first(oi + c0, at, n);
   }
 
-  // Output row `r` (= n * oH + oh), every pixel and channel.
-  void row(int64_t r) const {
+  // pixel(image, taps, o, oi) for every pixel of output row `r` (= n * oH + oh): its image, its
+  // window's taps, and where its C values and indices go.
+  template <typename Pixel>
+  void for_each_pixel(int64_t r, Pixel&& pixel) const {
     const int64_t n = r / p.out_h, oh = r % p.out_h, C = p.channels;
     const scalar_t* image = in + n * p.in_h * p.in_w * C;
     for (int64_t ow = 0; ow < p.out_w; ++ow) {
-      const WindowTaps t(p, oh, ow);
       const int64_t pix = r * p.out_w + ow;
-      scalar_t* o = out + pix * C;
-      int64_t* oi = kWithIndices ? idx + pix * C : nullptr;
+      pixel(image, WindowTaps(p, oh, ow), out + pix * C, kWithIndices ? idx + pix * C : nullptr);
+    }
+  }
+
+  // Output row `r`, every pixel and channel.
+  void row(int64_t r) const {
+    for_each_pixel(r, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
+      const int64_t C = p.channels;
       int64_t c = 0;
       for (; c + kMaxBlocks * W <= C; c += kMaxBlocks * W) full_blocks<kMaxBlocks>(image, t, c, o, oi);
       c += some_blocks(image, t, c, (C - c) / W, o, oi);
       if (c < C) tail_block(image, t, c, C - c, o, oi);
-    }
+    });
   }
 
   // full_blocks<b> for the run-time 0 <= b <= B (none for 0); returns the channels done.
@@ -152,13 +159,8 @@ struct NhwcTaps : NhwcChannels<scalar_t, kWithIndices> {
 
   // Output row `r` (= n * oH + oh), every pixel and channel; `at` holds C / W index vectors.
   void row(int64_t r, ivec* at) const {
-    const int64_t n = r / p.out_h, oh = r % p.out_h, C = p.channels, full = C / W * W;
-    const scalar_t* image = in + n * p.in_h * p.in_w * C;
-    for (int64_t ow = 0; ow < p.out_w; ++ow) {
-      const WindowTaps t(p, oh, ow);
-      const int64_t pix = r * p.out_w + ow;
-      scalar_t* o = out + pix * C;
-      int64_t* oi = kWithIndices ? idx + pix * C : nullptr;
+    const int64_t C = p.channels, full = C / W * W;
+    this->for_each_pixel(r, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
       bool first = true;
       if (t.kh0 == t.kh1 || t.kw0 == t.kw1) {  // no tap inside: -inf at the first position
         for (int64_t c = 0; c < full; c += W) {
@@ -177,7 +179,7 @@ struct NhwcTaps : NhwcChannels<scalar_t, kWithIndices> {
         for (int64_t c = 0; c < full; c += W) I::store_wide(oi + c, at[c / W]);
       }
       if (full < C) this->tail_block(image, t, full, C - full, o, oi);
-    }
+    });
   }
 };
 

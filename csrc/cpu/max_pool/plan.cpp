@@ -17,10 +17,10 @@ constexpr int64_t kMaxPlaneForLanes = int64_t(1) << 31;
 constexpr int64_t kMinVectorRow = 4;
 // Channels_last pixels of up to this many vectors of channels are read in one pass over their
 // window, every vector's maximum and index in registers (a quarter of them: with the input vector,
-// its position and the mask, GCC keeps them there). Wider pixels read in pieces, a few vectors of
-// every tap at a time, measured up to twice as slow as a pass over each tap's channels in order
-// (256 and 512 channels, Zen 4): those go tap by tap.
-int64_t register_blocks() { return active_vector_lanes(4) * 4 == 64 ? 8 : 4; }
+// its position and the mask, GCC keeps them there; forward_nhwc.cpp's kMaxBlocks). Wider pixels
+// read in pieces, a few vectors of every tap at a time, measured up to twice as slow as a pass over
+// each tap's channels in order (256 and 512 channels, Zen 4): those go tap by tap.
+int64_t register_blocks() { return active_vector_registers() / 4; }
 // About this many elements per parallel_for grain: small enough that batch 1 spreads over every
 // thread, large enough that a task's set-up is noise.
 constexpr int64_t kGrainElements = 4096;
@@ -56,12 +56,12 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
 #endif
     // Vectors of output columns pay off from a vector's worth of them, up to a kernel span a few
     // strides wide (each tap is one masked add per block).
-    const bool phases = p.in_h * p.in_w < kMaxPlaneForLanes && p.out_w >= lanes &&
+    const bool phases = small_plane && p.out_w >= lanes &&
                         (p.kernel_w - 1) * p.dil_w + 1 <= 4 * p.stride_w;
     // The windows of a vector's worth of input columns, all among a vector's worth of outputs
     // from the first: (lanes - 1 + kernel - 1) / stride + 1 of them at most.
-    const bool window_gather = p.in_h * p.in_w < kMaxPlaneForLanes && p.stride_w >= 2 && p.dil_w == 1 &&
-                               (lanes + p.kernel_w - 2) / p.stride_w + 1 <= lanes;
+    const bool window_gather =
+        small_plane && p.stride_w >= 2 && p.dil_w == 1 && (lanes + p.kernel_w - 2) / p.stride_w + 1 <= lanes;
     plan.backward = vector_2x2      ? PoolBackward::kNchwGather2x2
                     : window_gather ? PoolBackward::kNchwWindowGather
                     : phases        ? PoolBackward::kNchwPhaseScatter
