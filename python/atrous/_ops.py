@@ -8,6 +8,30 @@ import torch
 
 ops = torch.ops.atrous
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+_below_autograd = torch._C._AutoDispatchBelowAutograd  # a name of our own, for tests to count calls
+
+
+def call(op, tensors, *args):
+    """op(*args), straight to its kernel where autograd has nothing to record.
+
+    A call through the dispatcher's Autograd key runs the Python kernel that register_autograd
+    installs, and that kernel, when no gradient is needed, only re-enters the op below autograd:
+    about 5 us of Python (measured: 11.2 us for a whole max_pool2d call of a tiny input against
+    5.8 us below autograd), much of a small layer's time. This makes the same call from here, for
+    plain tensors (`tensors`: the op's tensor arguments, None allowed) in eager mode. Under
+    torch.compile, a functorch transform or a tensor subclass, the op goes through the dispatcher
+    as it is.
+    """
+    # is_compiling first: Dynamo folds it and traces none of the rest.
+    if (not torch.compiler.is_compiling()
+            and not (torch.is_grad_enabled() and torch._C._any_requires_grad(*tensors))
+            and torch._C._functorch.peek_interpreter_stack() is None
+            and all(t is None or type(t) in _PLAIN for t in tensors)):
+        with _below_autograd():
+            return op(*args)
+    return op(*args)
+
 
 def output_memory_format(t):
     """The layout rule of the C++ kernels (csrc/common/depthwise_host.h: layout_of)."""

@@ -3,10 +3,12 @@ kernel runs, with a message that names the argument, the value given and what is
 
 import torch
 
-from ._ops import depthwise_out_hw, output_memory_format, pool_out_size
+from ._ops import call, depthwise_out_hw, output_memory_format, pool_out_size
 
 # The ops are called by their one overload (`.default`): the packet's call resolves it on every call
-# (some microseconds, much of a small layer's time).
+# (some microseconds, much of a small layer's time); and through _ops.call, which skips autograd's
+# Python kernel where no gradient is needed.
+_ops = torch.ops.atrous
 
 __all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d", "separable_conv2d"]
 
@@ -16,6 +18,18 @@ _MAX_INT = 2**31 - 1
 
 def _pair(name, value, minimum):
     """An int or a pair of ints, each >= minimum and < 2^31, as a list of 2."""
+    # The common forms first: this runs several times per call (0.5 us each the long way).
+    if type(value) is int:
+        if minimum <= value <= _MAX_INT:
+            return [value, value]
+    elif type(value) in (tuple, list) and len(value) == 2:
+        a, b = value
+        if type(a) is int and type(b) is int and minimum <= a <= _MAX_INT and minimum <= b <= _MAX_INT:
+            return [a, b]
+    return _checked_pair(name, value, minimum)
+
+
+def _checked_pair(name, value, minimum):
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     try:
@@ -135,7 +149,8 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     stride, pad, dilation = _check_depthwise(input, weight, bias, stride, padding, dilation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out = torch.ops.atrous.depthwise_conv2d.default(_native_layout(x), weight, bias, stride, pad, dilation)
+    x = _native_layout(x)
+    out = call(_ops.depthwise_conv2d.default, (x, weight, bias), x, weight, bias, stride, pad, dilation)
     return out.squeeze(0) if unbatched else out
 
 
@@ -180,8 +195,9 @@ def separable_conv2d(input, dw_weight, pw_weight, dw_bias=None, pw_bias=None, st
         raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out = torch.ops.atrous.separable_conv2d.default(_native_layout(x), dw_weight, pw_weight, dw_bias, pw_bias, stride,
-                                                    pad, dilation, _ACTIVATIONS[activation])
+    x = _native_layout(x)
+    out = call(_ops.separable_conv2d.default, (x, dw_weight, pw_weight, dw_bias, pw_bias), x, dw_weight, pw_weight,
+               dw_bias, pw_bias, stride, pad, dilation, _ACTIVATIONS[activation])
     return out.squeeze(0) if unbatched else out
 
 
@@ -256,7 +272,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     x = _native_layout(x)
     # The kernels read values and indices in one layout: the input's.
     idx = idx.contiguous(memory_format=output_memory_format(x))
-    out = torch.ops.atrous.max_unpool2d.default(x, idx, kernel, stride, padding, size, bool(validate_indices))
+    out = call(_ops.max_unpool2d.default, (x, idx), x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
 
 
@@ -319,8 +335,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     with_indices = bool(return_indices) or (input.requires_grad and torch.is_grad_enabled())
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    out, idx = torch.ops.atrous.max_pool2d.default(_native_layout(x), kernel, stride, pad, dilation,
-                                                   bool(ceil_mode), with_indices)
+    x = _native_layout(x)
+    out, idx = call(_ops.max_pool2d.default, (x,), x, kernel, stride, pad, dilation, bool(ceil_mode), with_indices)
     if unbatched:
         out = out.squeeze(0)
         idx = idx.squeeze(0) if return_indices else idx
