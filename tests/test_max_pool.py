@@ -90,36 +90,50 @@ def _overlaps(cfg):
 
 
 # Shapes that send each CPU path its work (csrc/cpu/max_pool/plan.cpp), with the plan they must get.
+# The backward's gathers serve NCHW planes of more than 16384 elements and channels_last images of
+# more than 2^19 without overlapping windows (else the scatter): the gathers' cases are tall.
 PATH_CASES = [
     # (shape, layout, kernel, stride, padding, dilation, ceil_mode, forward, backward)
-    ((2, 3, 40, 50), "contiguous", 2, 2, 0, 1, False, "nchw_rows", "nchw_gather_2x2"),
-    ((1, 2, 41, 67), "contiguous", 2, 2, 0, 1, True, "nchw_rows", "nchw_gather_2x2"),
-    ((2, 3, 33, 70), "contiguous", 3, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
-    ((1, 2, 20, 45), "contiguous", 3, 1, 1, 1, False, "nchw_rows", "nchw_phase_scatter"),
-    ((1, 2, 20, 80), "contiguous", (2, 3), 3, (1, 1), (2, 1), True, "nchw_rows", "nchw_window_gather"),
-    ((1, 2, 30, 90), "contiguous", 3, 2, 1, 2, False, "nchw_rows", "nchw_phase_scatter"),
-    ((1, 2, 30, 90), "contiguous", 5, 1, 2, 1, True, "nchw_rows", "nchw_row_scatter"),
-    ((1, 3, 17, 60), "contiguous", (3, 4), (2, 3), (1, 2), (1, 2), True, "nchw_rows", "nchw_phase_scatter"),
-    ((2, 3, 9, 8), "contiguous", 3, 3, 1, 1, True, "generic", "nchw_window_gather"),
-    ((2, 3, 30, 9), "contiguous", (2, 3), (2, 3), 0, 1, False, "generic", "nchw_window_gather"),
-    ((2, 3, 9, 11), "contiguous", 3, 3, 1, 1, True, "nchw_rows", "nchw_window_gather"),
-    ((2, 3, 30, 12), "contiguous", (2, 3), (2, 3), 0, 1, False, "nchw_rows", "nchw_window_gather"),
-    ((2, 3, 11, 12), "contiguous", 3, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
-    ((1, 2, 14, 50), "contiguous", 2, 3, 0, 1, False, "nchw_rows", "nchw_window_gather"),
-    ((1, 2, 15, 51), "contiguous", 3, 2, 1, 1, True, "nchw_rows", "nchw_window_gather"),
-    ((1, 2, 16, 40), "contiguous", 4, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
-    ((2, 2, 9, 37), "contiguous", (3, 5), (2, 4), (1, 2), 1, True, "nchw_rows", "nchw_window_gather"),
-    ((2, 3, 12, 26), "contiguous", (2, 2), (2, 2), 0, 1, True, "nchw_rows", "nchw_gather_2x2"),
-    ((2, 3, 12, 21), "contiguous", (2, 3), 1, 0, (1, 2), True, "nchw_rows", "nchw_row_scatter"),
-    ((2, 3, 12, 22), "contiguous", (2, 3), 3, 0, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((2, 3, 328, 50), "contiguous", 2, 2, 0, 1, False, "nchw_rows", "nchw_gather_2x2"),
+    ((1, 2, 245, 67), "contiguous", 2, 2, 0, 1, True, "nchw_rows", "nchw_gather_2x2"),
+    ((2, 3, 235, 70), "contiguous", 3, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((1, 2, 365, 45), "contiguous", 3, 1, 1, 1, False, "nchw_rows", "nchw_phase_scatter"),
+    ((1, 2, 206, 80), "contiguous", (2, 3), 3, (1, 1), (2, 1), True, "nchw_rows", "nchw_window_gather"),
+    ((1, 2, 184, 90), "contiguous", 3, 2, 1, 2, False, "nchw_rows", "nchw_phase_scatter"),
+    ((1, 2, 183, 90), "contiguous", 5, 1, 2, 1, True, "nchw_rows", "nchw_row_scatter"),
+    ((1, 3, 275, 60), "contiguous", (3, 4), (2, 3), (1, 2), (1, 2), True, "nchw_rows", "nchw_phase_scatter"),
+    ((2, 3, 2049, 8), "contiguous", 3, 3, 1, 1, True, "generic", "nchw_window_gather"),
+    ((2, 3, 1822, 9), "contiguous", (2, 3), (2, 3), 0, 1, False, "generic", "nchw_window_gather"),
+    ((2, 3, 1491, 11), "contiguous", 3, 3, 1, 1, True, "nchw_rows", "nchw_window_gather"),
+    ((2, 3, 1366, 12), "contiguous", (2, 3), (2, 3), 0, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((2, 3, 1367, 12), "contiguous", 3, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((1, 2, 329, 50), "contiguous", 2, 3, 0, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((1, 2, 323, 51), "contiguous", 3, 2, 1, 1, True, "nchw_rows", "nchw_window_gather"),
+    ((1, 2, 410, 40), "contiguous", 4, 2, 1, 1, False, "nchw_rows", "nchw_window_gather"),
+    ((2, 2, 443, 37), "contiguous", (3, 5), (2, 4), (1, 2), 1, True, "nchw_rows", "nchw_window_gather"),
+    ((2, 3, 632, 26), "contiguous", (2, 2), (2, 2), 0, 1, True, "nchw_rows", "nchw_gather_2x2"),
+    ((2, 3, 781, 21), "contiguous", (2, 3), 1, 0, (1, 2), True, "nchw_rows", "nchw_row_scatter"),
+    ((2, 3, 747, 22), "contiguous", (2, 3), 3, 0, 1, False, "nchw_rows", "nchw_window_gather"),
+    # Small planes: the scatter, over every kind of window.
+    ((2, 3, 40, 50), "contiguous", 2, 2, 0, 1, False, "nchw_rows", "scatter"),
+    ((2, 3, 33, 70), "contiguous", 3, 2, 1, 1, False, "nchw_rows", "scatter"),
+    ((1, 2, 30, 90), "contiguous", 5, 1, 2, 1, True, "nchw_rows", "scatter"),
+    ((1, 3, 17, 60), "contiguous", (3, 4), (2, 3), (1, 2), (1, 2), True, "nchw_rows", "scatter"),
+    ((2, 3, 9, 8), "contiguous", 3, 3, 1, 1, True, "generic", "scatter"),
+    ((2, 3, 12, 21), "contiguous", (2, 3), 1, 0, (1, 2), True, "nchw_rows", "scatter"),
     # "nhwc": nhwc_channels or nhwc_taps by the channels (nhwc_forward below).
-    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_gather"),
-    ((1, 37, 14, 9), "channels_last", 3, 2, 1, 1, True, "nhwc", "nhwc_gather"),
-    ((1, 5, 14, 9), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_channels", "nhwc_gather"),
-    ((1, 129, 7, 8), "channels_last", 3, 1, 1, 1, False, "nhwc_taps", "nhwc_gather"),
-    ((2, 300, 9, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_gather"),
-    ((1, 200, 10, 9), "channels_last", 3, 2, 1, 1, True, "nhwc_taps", "nhwc_gather"),
-    ((1, 150, 12, 14), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_taps", "nhwc_gather"),
+    ((2, 70, 578, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_gather"),
+    ((2, 300, 159, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_gather"),
+    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "scatter"),
+    ((1, 37, 14, 9), "channels_last", 3, 2, 1, 1, True, "nhwc", "scatter"),
+    ((1, 5, 14, 9), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_channels", "scatter"),
+    ((1, 129, 7, 8), "channels_last", 3, 1, 1, 1, False, "nhwc_taps", "scatter"),
+    ((2, 300, 9, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "scatter"),
+    ((1, 200, 10, 9), "channels_last", 3, 2, 1, 1, True, "nhwc_taps", "scatter"),
+    ((1, 150, 12, 14), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_taps", "scatter"),
+    # Overlapping windows over a large image, and 4 channels (within one vector): the scatter too.
+    ((1, 40, 130, 120), "channels_last", 3, 2, 1, 1, False, "nhwc", "scatter"),
+    ((1, 4, 400, 330), "channels_last", 2, 2, 0, 1, False, "nhwc", "scatter"),
 ]
 
 
@@ -215,9 +229,9 @@ def test_window_without_taps_gives_torchs_index_and_a_safe_gradient(device):
 def test_window_without_taps_in_a_row_sends_its_gradient_where_torchs_index_points(layout, dtype):
     """A window whose taps along W all lie in the padding gets torch's index of a tap past the
     row's end, which names an element of the next row (found by hypothesis): torch's backward
-    sends the gradient there, and so does ours (the index_scatter backward)."""
+    sends the gradient there, and so does ours (the scatter backward)."""
     x = in_layout(torch.randn(2, 3, 2, 1, dtype=torch.float64).to(dtype), layout)
-    assert ops._max_pool2d_cpu_plan(x, [2, 2], [2, 2], [0, 1], [1, 2], False).endswith("backward=index_scatter")
+    assert ops._max_pool2d_cpu_plan(x, [2, 2], [2, 2], [0, 1], [1, 2], False).endswith("backward=scatter")
     xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
     v, i = atrous.max_pool2d(xo, 2, None, (0, 1), (1, 2), False, True)
     rv, ri = F.max_pool2d(xr, 2, None, (0, 1), (1, 2), False, True)

@@ -20,6 +20,7 @@ struct MaxPoolKernels {
   void (*forward_generic)(const PoolParams&, const PoolPlan&, const T*, T*, int64_t*);
   void (*backward_nchw)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
   void (*backward_nhwc)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
+  void (*backward_scatter)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
 };
 
 using MaxPoolKernelTable = PerScalarType<MaxPoolKernels>;

@@ -33,6 +33,9 @@ void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan, const sca
 template <typename scalar_t>
 void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
                             const int64_t* indices, scalar_t* grad_input);
+template <typename scalar_t>
+void max_pool_backward_scatter(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
+                               const int64_t* indices, scalar_t* grad_input);
 
 // Explicit instantiation of a kernel file's entry points for every scalar type the ops take.
 #define ATROUS_MAX_POOL_INSTANTIATE(X) X(float) X(double) X(c10::Half) X(c10::BFloat16)

@@ -22,24 +22,6 @@ const MaxPoolKernels<scalar_t>& kernels() {
   return active_kMaxPoolKernels().get<scalar_t>();
 }
 
-// kIndexScatter: grad_input = the gradients added at their in-plane indices (in float for the half
-// types), every plane of (N, C) in either layout. An index past the plane (torch's, of a window
-// without taps, that its own backward would write out of bounds with) drops its gradient.
-void scatter_by_indices(const PoolParams& p, const at::Tensor& go, const at::Tensor& idx, at::Tensor& gi) {
-  const bool nhwc = p.layout == Layout::kNHWC;
-  const int64_t N = p.batch, C = p.channels, in = p.in_h * p.in_w, out = p.out_h * p.out_w;
-  // Planes along dimension 1 of (N*C, pixels), or of (N, pixels, C).
-  auto planes = [&](const at::Tensor& t, int64_t pixels) {
-    return nhwc ? t.permute({0, 2, 3, 1}).reshape({N, pixels, C}) : t.reshape({N * C, pixels});
-  };
-  const auto acc = go.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor sum = at::zeros(nhwc ? at::IntArrayRef{N, in, C} : at::IntArrayRef{N * C, in}, go.options().dtype(acc));
-  const at::Tensor at = planes(idx, out);
-  const at::Tensor inside = at.ge(0).logical_and_(at.lt(in));
-  sum.scatter_add_(1, at.where(inside, 0), planes(go, out).to(acc).where(inside, 0));
-  planes(gi, in).copy_(sum);
-}
-
 std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& input,
                                                   at::IntArrayRef kernel_size,
                                                   at::IntArrayRef stride, at::IntArrayRef padding,
@@ -67,13 +49,12 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
                                    dilation, ceil_mode);
   if (s.grad_input.numel() == 0) return s.grad_input;
   const PoolPlan plan = plan_max_pool(s.p, grad_output.element_size());
-  if (plan.backward == PoolBackward::kIndexScatter) {
-    scatter_by_indices(s.p, s.grad_output, s.indices, s.grad_input);
-    return s.grad_input;
-  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "atrous_max_pool_bwd", [&] {
     const auto& k = kernels<scalar_t>();
-    (plan.backward == PoolBackward::kNhwcGather ? k.backward_nhwc : k.backward_nchw)(
+    const auto run = plan.backward == PoolBackward::kScatter      ? k.backward_scatter
+                     : plan.backward == PoolBackward::kNhwcGather ? k.backward_nhwc
+                                                                  : k.backward_nchw;
+    run(
         s.p, plan, s.grad_output.const_data_ptr<scalar_t>(), s.indices.const_data_ptr<int64_t>(),
         s.grad_input.mutable_data_ptr<scalar_t>());
   });

@@ -25,17 +25,20 @@ enum class PoolBackward {
   kNchwWindowGather,  // NCHW, other windows strided by 2 or more along W (no dilation there):
                       // each lane gathers from its column's windows, permuted from one load
   kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
-  kIndexScatter,    // either layout, when a window has no tap inside the input along an axis: each
-                    // gradient added where its index points (ops.cpp), as torch's backward does;
-                    // such windows hold torch's index of a tap outside the plane's row, which may
-                    // name an element no window covers, where no gather would look
+  kScatter,         // either layout: each task zeroes its planes (NCHW) or its chunk of an image's
+                    // channels (channels_last) and adds each gradient where its index points, in
+                    // output order, as torch's backward does (backward_scatter.cpp): small planes
+                    // and images, and windows without taps (whose index may name an element no
+                    // window covers, where no gather would look)
 };
 
 struct PoolPlan {
   PoolForward forward;
   PoolBackward backward;
   int64_t forward_grain;   // output rows (of the forward's parallel unit) per parallel_for grain
-  int64_t backward_grain;  // input rows (of the backward's parallel unit) per parallel_for grain
+  int64_t backward_grain;  // input rows (of the backward's parallel unit) per parallel_for grain;
+                           // kScatter: planes (NCHW) or channel chunks of an image (channels_last)
+  int64_t scatter_channels = 0;  // kScatter, channels_last: the channels of a chunk
 };
 
 PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size);

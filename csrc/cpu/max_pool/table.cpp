@@ -14,6 +14,7 @@ constexpr MaxPoolKernels<T> kernels_for() {
       .forward_generic = &max_pool_forward_generic<T>,
       .backward_nchw = &max_pool_backward_nchw<T>,
       .backward_nhwc = &max_pool_backward_nhwc<T>,
+      .backward_scatter = &max_pool_backward_scatter<T>,
   };
 }
 
