@@ -112,7 +112,24 @@ def test_compiled_calls_go_through_the_dispatcher(below_calls):
         torch.testing.assert_close(fn(t["x"], t["w"], t["b"]), F.conv2d(t["x"], t["w"], t["b"], 1, 1, 1, 6))
     w = t["w"].requires_grad_(True)
     out = fn(t["x"], w, t["b"])
+    assert below_calls[0] == 0
+    # The backward (eager, without a graph of its own) calls the backward op directly.
     got, = torch.autograd.grad(out, w, torch.ones_like(out))
     want, = torch.autograd.grad(F.conv2d(t["x"], w, t["b"], 1, 1, 1, 6), w, torch.ones_like(out))
     torch.testing.assert_close(got, want)
-    assert below_calls[0] == 0
+    assert below_calls[0] == 1
+
+
+def test_backward_calls_the_backward_op_directly_unless_it_builds_a_graph(below_calls):
+    t = _tensors()
+    x = t["x"].requires_grad_(True)
+    for op in (lambda v: atrous.depthwise_conv2d(v, t["w"], None, 1, 1), lambda v: atrous.max_pool2d(v, 3, 2, 1)):
+        out = op(x)
+        below_calls[0] = 0
+        g, = torch.autograd.grad(out, x, torch.ones_like(out))
+        assert below_calls[0] == 1
+        # With create_graph and a gradient that requires grad, the backward op goes through
+        # autograd, for a second derivative.
+        g2, = torch.autograd.grad(op(x), x, torch.ones_like(out).requires_grad_(), create_graph=True)
+        assert below_calls[0] == 1 and g2.grad_fn is not None
+        torch.testing.assert_close(g2, g)

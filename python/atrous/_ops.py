@@ -13,7 +13,8 @@ _below_autograd = torch._C._AutoDispatchBelowAutograd  # a name of our own, for 
 
 
 def call(op, tensors, *args):
-    """op(*args), straight to its kernel where autograd has nothing to record.
+    """op(*args), straight to its kernel where autograd has nothing to record (the functional API's
+    calls, and the backward ops' calls from a backward that does not build a graph).
 
     A call through the dispatcher's Autograd key runs the Python kernel that register_autograd
     installs, and that kernel, when no gradient is needed, only re-enters the op below autograd:
@@ -92,7 +93,8 @@ def depthwise_backward(grad, input, weight, stride, padding, dilation, mask):
     """(grad_input, grad_weight, grad_bias), None for each gradient `mask` does not ask for."""
     if not any(mask):
         return None, None, None
-    out = ops.depthwise_conv2d_backward(grad, input, weight, stride, padding, dilation, list(mask))
+    out = call(ops.depthwise_conv2d_backward.default, (grad, input, weight), grad, input, weight, stride, padding,
+               dilation, list(mask))
     return tuple(t if m else None for t, m in zip(out, mask))
 
 
@@ -177,7 +179,7 @@ def _unpool_setup(ctx, inputs, output):
 
 def _unpool_backward(ctx, grad):
     indices, = ctx.saved_tensors
-    gi = ops.max_unpool2d_backward(grad, indices) if ctx.needs_input_grad[0] else None
+    gi = call(ops.max_unpool2d_backward.default, (grad, indices), grad, indices) if ctx.needs_input_grad[0] else None
     return gi, None, None, None, None, None, None
 
 
@@ -238,10 +240,10 @@ def _pool_backward(ctx, grad, _grad_indices):
     input_size, kernel_size, stride, padding, dilation, ceil_mode = ctx.geometry
     gi = None
     if ctx.needs_input_grad[0]:
-        indices = saved if ctx.with_indices else ops.max_pool2d(
-            saved, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
-        gi = ops.max_pool2d_backward(grad, indices, input_size, kernel_size, stride, padding, dilation,
-                                     ceil_mode)
+        indices = saved if ctx.with_indices else call(
+            ops.max_pool2d.default, (saved,), saved, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
+        gi = call(ops.max_pool2d_backward.default, (grad, indices), grad, indices, input_size, kernel_size, stride,
+                  padding, dilation, ceil_mode)
     return gi, None, None, None, None, None, None
 
 

@@ -5,7 +5,7 @@ tile. Double backward is not supported (it raises)."""
 
 import torch
 
-from ._ops import _depthwise_out_shape, output_memory_format
+from ._ops import _depthwise_out_shape, call, output_memory_format
 
 ops = torch.ops.atrous
 
@@ -57,8 +57,8 @@ def _backward(ctx, grad):
     mask = [need[0], need[1], ctx.has_bias[0] and need[3], need[2], ctx.has_bias[1] and need[4]]
     if not any(mask):
         return None, None, None, None, None, None, None, None, None
-    gi, gdw, gdb, gpw, gpb = ops.separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias,
-                                                           *ctx.args, mask)
+    gi, gdw, gdb, gpw, gpb = call(ops.separable_conv2d_backward.default, (grad, input, dw_weight, pw_weight, dw_bias),
+                                  grad, input, dw_weight, pw_weight, dw_bias, *ctx.args, mask)
     pick = lambda t, m: t if m else None  # noqa: E731
     return (pick(gi, mask[0]), pick(gdw, mask[1]), pick(gpw, mask[3]), pick(gdb, mask[2]), pick(gpb, mask[4]),
             None, None, None, None)

@@ -76,7 +76,11 @@ void scatter_pixels(const PoolParams& p, int64_t width, int64_t grain, const sca
       scalar_t* dst = gi + n * in * C + c0;
       acc_t* acc = sums.at(dst);
       const int64_t stride = kInPlace ? C : w;  // between the sums of consecutive pixels
-      for (int64_t i = 0; i < in; ++i) std::fill(acc + i * stride, acc + i * stride + w, acc_t(0));
+      if (stride == w) {  // one contiguous block
+        std::fill(acc, acc + in * w, acc_t(0));
+      } else {
+        for (int64_t i = 0; i < in; ++i) std::fill(acc + i * stride, acc + i * stride + w, acc_t(0));
+      }
       const scalar_t* g = go + n * out * C + c0;
       const int64_t* id = idx + n * out * C + c0;
       for (int64_t o = 0; o < out; ++o, g += C, id += C) {

@@ -39,22 +39,31 @@ bool has_empty_window(int64_t out, int64_t in, int64_t kernel, int64_t stride, i
 
 // The backward's scatter (backward_scatter.cpp) against the gathers (backward.cpp). Measured on a
 // 2-vCPU Zen 4, float32, one thread, gather -> scatter (torch's own scatter in brackets):
-// - NCHW planes up to kScatterPlane elements: ResNet stem (1, 64, 112, 112) 3x3/2 0.43 -> 0.20 ms
-//   (0.18), at batch 8 3.29 -> 2.94 (3.47); SegNet (1, 512, 23, 30) 2x2 0.30 -> 0.09 (0.08); VGG
-//   (8, 256, 56, 56) 2x2 3.32 -> 2.00 (3.24). Larger planes stream from beyond the cache and the
-//   2x2 gather's single pass wins: (1, 64, 224, 224) 0.83 -> 1.53 (1.80), (1, 64, 360, 480) 3.0 ->
-//   5.0 (8.9).
-// - channels_last, with overlapping windows, one vector of channels or less, or images up to
-//   kScatterImage elements: ResNet stem 3x3/2 0.40 -> 0.20 (0.20), at batch 8 3.89 -> 3.25 (3.73);
-//   ENet (1, 16, 256, 256) 2x2 0.40 -> 0.33 (0.27); SegNet (1, 512, 23, 30) 0.109 -> 0.090 (0.089).
-//   Larger images of many channels: VGG (8, 256, 56, 56) 2.47 -> 2.89 (4.00), (1, 256, 90, 120)
-//   0.98 -> 1.83 (0.95).
-constexpr int64_t kScatterPlane = 16384;
+// - NCHW planes of up to kScatterPlane elements, which stay in L1 while they are summed: VGG
+//   (8, 256, 56, 56) 2x2 3.29 -> 1.83 ms (2.99); SegNet (8, 512, 45, 60) 5.38 -> 3.28 (5.99), (1,
+//   512, 23, 30) 0.296 -> 0.077 (0.075). Planes of up to kScatterPlaneInCache elements when the
+//   whole input has at most kScatterInput: ResNet stem (1, 64, 112, 112) 3x3/2 0.400 -> 0.187
+//   (0.174); SegNet (1, 256, 90, 120) 1.26 -> 0.91 (1.87). Larger inputs of such planes stream
+//   from memory, where the gathers' single pass wins: (8, 256, 90, 120) 8.6 -> 10.8 (17.0), (8, 64,
+//   128, 128) 2.8 -> 4.2 (6.6); and larger planes: (1, 64, 224, 224) 0.83 -> 1.53 (1.80), (1, 64,
+//   360, 480) 3.0 -> 5.0 (8.9).
+// - channels_last, with overlapping windows, one vector of channels or less, or images of up to
+//   kScatterImage elements: ResNet stem 3x3/2 0.395 -> 0.218 (0.222), at batch 8 4.26 -> 3.36
+//   (4.14); ENet (1, 16, 256, 256) 2x2 0.415 -> 0.260 (0.350); SegNet (1, 512, 23, 30) 0.109 ->
+//   0.091 (0.090). Larger images of many channels gather: VGG (8, 256, 56, 56) 2.47 -> 2.89
+//   (4.00), (1, 256, 90, 120) 0.98 -> 1.83 (0.95).
+constexpr int64_t kScatterPlane = 4096;
+constexpr int64_t kScatterPlaneInCache = 16384;
+constexpr int64_t kScatterInput = int64_t(1) << 22;
 constexpr int64_t kScatterImage = int64_t(1) << 19;
 bool scatter_wins(const PoolParams& p, int64_t lanes) {
-  if (p.layout != Layout::kNHWC) return p.in_h * p.in_w <= kScatterPlane;
+  const int64_t plane = p.in_h * p.in_w;
+  if (p.layout != Layout::kNHWC) {
+    return plane <= kScatterPlane ||
+           (plane <= kScatterPlaneInCache && p.batch * p.channels * plane <= kScatterInput);
+  }
   const bool overlap = p.stride_h < (p.kernel_h - 1) * p.dil_h + 1 || p.stride_w < (p.kernel_w - 1) * p.dil_w + 1;
-  return overlap || p.channels <= lanes || p.in_h * p.in_w * p.channels <= kScatterImage;
+  return overlap || p.channels <= lanes || plane * p.channels <= kScatterImage;
 }
 }  // namespace
 
