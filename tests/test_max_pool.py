@@ -90,8 +90,9 @@ def _overlaps(cfg):
 
 
 # Shapes that send each CPU path its work (csrc/cpu/max_pool/plan.cpp), with the plan they must get.
-# The backward's gathers serve NCHW planes of more than 16384 elements and channels_last images of
-# more than 2^19 without overlapping windows (else the scatter): the gathers' cases are tall.
+# The backward's gathers serve NCHW planes of more than 16384 elements (or more than 4096 in inputs
+# of more than 2^22) and channels_last images of more than 2^19 elements and one vector of channels
+# without overlapping windows; the rest scatter. The gathers' cases are tall planes.
 PATH_CASES = [
     # (shape, layout, kernel, stride, padding, dilation, ceil_mode, forward, backward)
     ((2, 3, 328, 50), "contiguous", 2, 2, 0, 1, False, "nchw_rows", "nchw_gather_2x2"),
@@ -184,6 +185,26 @@ def test_each_cpu_path_runs_and_matches(case, dtype):
         cfg = dict(kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
         assert_half_gradient(got, x.detach(), go, cfg)
     assert got.is_contiguous(memory_format=_fmt(layout))
+
+
+def test_backward_scatter_or_gather_by_size():
+    """plan.cpp's scatter_wins at its bounds (float32): NCHW planes of up to 4096 elements, or up to
+    16384 in inputs of up to 2^22; channels_last images of up to 2^19, overlapping windows or one
+    vector of channels."""
+    def bwd(shape, k=2, s=2, p=0, channels_last=False):
+        x = torch.empty(shape)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return ops._max_pool2d_cpu_plan(x, [k, k], [s, s], [p, p], [1, 1], False).split("backward=")[1]
+    assert bwd((300, 4, 64, 64)) == "scatter"  # 4096-element planes in an input of 4.9M
+    assert bwd((1, 4, 64, 66)) == "scatter"  # 4224-element planes, a small input
+    assert bwd((250, 4, 64, 66)) == "nchw_gather_2x2"  # the same planes in an input of 4.2M
+    assert bwd((1, 1, 128, 128)) == "scatter" and bwd((1, 1, 128, 130)) == "nchw_gather_2x2"
+    lanes = vector_lanes(torch.float32)
+    assert bwd((1, 32, 128, 128), channels_last=True) == "scatter"  # 2^19 elements
+    assert bwd((1, 32, 128, 130), channels_last=True) == "nhwc_gather"
+    assert bwd((1, 32, 128, 130), 3, 2, 1, channels_last=True) == "scatter"  # overlapping windows
+    assert bwd((1, lanes, 512, 512), channels_last=True) == "scatter"  # one vector of channels
 
 
 def _two(v):
