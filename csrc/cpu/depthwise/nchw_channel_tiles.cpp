@@ -19,10 +19,15 @@ namespace {
 
 // L lanes' runs of `count` (<= L) consecutive values, lane j's at src[j] (lanes past `lanes`
 // zero), as `count` vectors: vector q holds value q of every lane. One transpose in registers.
+// Every loop over the L vectors runs to the constant L (the runtime bounds are tests inside): with
+// all of them unrolled the vectors stay in registers. A loop to a runtime bound indexes them at run
+// time, which puts all L on the stack: the transposes then measured 46% of a small-plane forward's
+// time against 16% for the products ((8, 192, 20, 20) 3x3, Zen 4).
 template <typename scalar_t, typename V, int L>
 inline void gather_lanes(V (&v)[L], const scalar_t* const* src, int64_t lanes, int64_t count) {
   using C = Cast<scalar_t>;
-  for (int64_t j = 0; j < L; ++j)
+#pragma GCC unroll 16
+  for (int j = 0; j < L; ++j)
     v[j] = j >= lanes ? V{} : count == L ? C::load(src[j]) : C::load_first(src[j], count);
   transpose_square<L>(v);
 }
@@ -32,7 +37,9 @@ template <typename scalar_t, typename V, int L>
 inline void scatter_lanes(V (&v)[L], scalar_t* const* dst, int64_t lanes, int64_t count) {
   using C = Cast<scalar_t>;
   transpose_square<L>(v);
-  for (int64_t j = 0; j < lanes; ++j) {
+#pragma GCC unroll 16
+  for (int j = 0; j < L; ++j) {
+    if (j >= lanes) break;
     if (count == L) {
       C::store(dst[j], v[j]);
     } else {
@@ -116,7 +123,9 @@ struct ChannelTileTask {
       const int64_t count = std::min<int64_t>(L, total - e);
       gather_lanes<scalar_t, V, L>(v, src, lanes, count);
       for (int64_t j = 0; j < lanes; ++j) src[j] += count;
-      for (int64_t q = 0; q < count; ++q) {
+#pragma GCC unroll 16
+      for (int q = 0; q < L; ++q) {
+        if (q >= count) break;
         if (iw < iw_hi) S::store(tile + ((ih + p.pad_h - r0) * cols + iw + p.pad_w) * L, v[q]);
         if (++iw == p.in_w) {
           iw = 0;
@@ -138,7 +147,11 @@ struct ChannelTileTask {
       const int64_t count = std::min<int64_t>(L, total - e);
       gather_lanes<scalar_t, V, L>(v, src, lanes, count);
       for (int64_t j = 0; j < lanes; ++j) src[j] += count;
-      for (int64_t q = 0; q < count; ++q) S::store(tile + (e + q) * L, v[q]);
+#pragma GCC unroll 16
+      for (int q = 0; q < L; ++q) {
+        if (q >= count) break;
+        S::store(tile + (e + q) * L, v[q]);
+      }
     }
   }
 
@@ -152,8 +165,8 @@ struct ChannelTileTask {
     V v[L];
     for (int64_t e = 0; e < total; e += L) {
       const int64_t count = std::min<int64_t>(L, total - e);
-      for (int64_t q = 0; q < count; ++q) v[q] = S::load(tile + (e + q) * L);
-      for (int64_t q = count; q < L; ++q) v[q] = V{};
+#pragma GCC unroll 16
+      for (int q = 0; q < L; ++q) v[q] = q < count ? S::load(tile + (e + q) * L) : V{};
       scatter_lanes<scalar_t, V, L>(v, dst, lanes, count);
       for (int64_t j = 0; j < lanes; ++j) dst[j] += count;
     }
