@@ -668,6 +668,35 @@ def test_nchw_stride_two_rows_of_every_width(device, dtype, k):
                 assert_close_all(ours, theirs)
 
 
+@pytest.mark.parametrize("kw", [3, 5, 7])
+def test_nchw_tile_grad_input_at_stride_two_along_w(kw):
+    # The channel tiles' grad_input, stride 2 along W: the columns whose taps all lie inside
+    # grad_output go in pairs of one column of each parity, their weights in registers; the others
+    # by listed taps. Widths odd and even, every padding up to kw // 2 (the first interior column of
+    # either parity), row strides 1 and 2, kernel heights 1 and 3; float64 against the reference,
+    # and float32 bitwise run to run.
+    g = torch.Generator().manual_seed(kw)
+    for width in [kw, kw + 1, 9, 12, 20, 23]:
+        for pad in range(kw // 2 + 1):
+            for kh, sh in [(3, 2), (1, 1), (3, 1)]:
+                x = torch.randn(2, 5, 7, width, generator=g, dtype=torch.float64)
+                w = torch.randn(5, 1, kh, kw, generator=g, dtype=torch.float64)
+                stride, padding = (sh, 2), (kh // 2, pad)
+                plan = ops._depthwise_conv2d_cpu_plan(x, w, list(stride), [kh // 2, pad, kh // 2, pad], [1, 1])
+                assert "backward_input=nchw_channel_tiles " in plan, plan
+                xs = x.clone().requires_grad_()
+                out = atrous.depthwise_conv2d(xs, w, None, stride, padding)
+                go = torch.randn(out.shape, generator=g, dtype=torch.float64)
+                got, = torch.autograd.grad(out, xs, go)
+                xr = x.clone().requires_grad_()
+                want, = torch.autograd.grad(reference(xr, w, None, stride, padding, 1), xr, go)
+                torch.testing.assert_close(got, want, msg=f"width {width} pad {pad} kernel {kh}x{kw} stride {stride}")
+                x32, w32, go32 = x.float().requires_grad_(), w.float(), go.float()
+                runs = [torch.autograd.grad(atrous.depthwise_conv2d(x32, w32, None, stride, padding), x32, go32)[0]
+                        for _ in range(2)]
+                assert torch.equal(runs[0], runs[1])
+
+
 def test_huge_stride_and_dilation(device):
     x = torch.randn(1, 2, 5, 6, device=device)
     w = torch.randn(2, 1, 3, 3, device=device)

@@ -225,6 +225,42 @@ void forward_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTilePlan&
   });
 }
 
+// grad_input of the columns [a, b) of one input row, stride 2 along W without dilation, every
+// column's taps inside grad_output: column iw reads the taps kw of its parity ((iw + pW - kw) even)
+// at output column (iw + pW) / 2 - kw / 2 (rounded down). Each row tap (kh_of[r], grad_output row
+// grow[r]) adds to the row's sums in dst, its KW weights held in registers across the columns, and
+// the columns go in pairs (one of each parity, so each one's taps are known at compile time). The
+// terms of each pixel add in the generic loop's order: row taps in order, each one's kw ascending.
+template <int KW, typename acc_t>
+void stride2_row_interior(acc_t* dst, const acc_t* const* grow, const acc_t* const* wrow, int64_t nr,
+                          int64_t pad_w, int64_t a, int64_t b) {
+  using S = Simd<acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  for (int64_t iw = a; iw < b; ++iw) S::store(dst + iw * L, V{});
+  for (int64_t r = 0; r < nr; ++r) {
+    V w[KW];
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) w[kw] = S::load(wrow[r] + kw * L);
+    const acc_t* g = grow[r];
+    auto column = [&](int64_t iw, auto parity) {
+      constexpr int P = decltype(parity)::value;
+      const int64_t o = (iw + pad_w) >> 1;
+      V acc = S::load(dst + iw * L);
+#pragma GCC unroll 8
+      for (int kw = P; kw < KW; kw += 2) acc += w[kw] * S::load(g + (o - kw / 2) * L);
+      S::store(dst + iw * L, acc);
+    };
+    int64_t iw = a;
+    if (iw < b && ((iw + pad_w) & 1)) column(iw++, std::integral_constant<int, 1>{});
+    for (; iw + 1 < b; iw += 2) {
+      column(iw, std::integral_constant<int, 0>{});
+      column(iw + 1, std::integral_constant<int, 1>{});
+    }
+    if (iw < b) column(iw, std::integral_constant<int, 0>{});
+  }
+}
+
 // grad_input with one output channel per input channel (m = 1), any stride: input pixel (ih, iw)
 // sums w[kh][kw] * go[oh][ow] over the taps with oh * sH = ih + pH - kh * dH and
 // ow * sW = iw + pW - kw * dW inside grad_output. The taps of each input column are listed once;
@@ -250,6 +286,18 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
     }
     col_start[iw + 1] = static_cast<int64_t>(col_kw.size());
   }
+  // Stride 2 along W, no dilation, kernel width 3, 5 or 7: the columns [a, b) whose taps all lie
+  // inside grad_output go by stride2_row_interior (b <= a: none).
+  int64_t a = 0, b = 0;
+  const bool s2 = p.stride_w == 2 && p.dil_w == 1 && (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
+  if (s2) {
+    auto full = [&](int64_t iw) {
+      return col_start[iw + 1] - col_start[iw] == (p.kernel_w + 1 - ((iw + p.pad_w) & 1)) / 2;
+    };
+    while (a < p.in_w && !full(a)) ++a;
+    b = a;
+    while (b < p.in_w && full(b)) ++b;
+  }
   const int64_t bands = plan.bands, rows_per = plan.rows_per_band;
   at::parallel_for(0, p.batch * plan.blocks * bands, 1, [&](int64_t begin, int64_t end) {
     Buffer<acc_t> gtile(plan.tile_rows * p.out_w * L), ibuf(plan.rows_per_band * p.in_w * L);
@@ -271,7 +319,25 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
           kh_of[nr] = kh;
           oh_of[nr++] = v / p.stride_h - oh_lo;
         }
+        acc_t* const dst = ibuf.data() + (ih - ih0) * p.in_w * L;
+        if (b > a) {
+          const acc_t* grow[64];
+          const acc_t* wrow[64];
+          for (int64_t r = 0; r < nr; ++r) {
+            grow[r] = gtile.data() + oh_of[r] * p.out_w * L;
+            wrow[r] = wb + kh_of[r] * p.kernel_w * L;
+          }
+          if (p.kernel_w == 3) {
+            stride2_row_interior<3>(dst, grow, wrow, nr, p.pad_w, a, b);
+          } else if (p.kernel_w == 5) {
+            stride2_row_interior<5>(dst, grow, wrow, nr, p.pad_w, a, b);
+          } else {
+            stride2_row_interior<7>(dst, grow, wrow, nr, p.pad_w, a, b);
+          }
+        }
         for (int64_t iw = 0; iw < p.in_w; ++iw) {
+          if (iw == a && b > a) iw = b;
+          if (iw >= p.in_w) break;
           auto acc = S::broadcast(0);
           for (int64_t r = 0; r < nr; ++r) {
             const acc_t* grow = gtile.data() + oh_of[r] * p.out_w * L;
@@ -279,7 +345,7 @@ void backward_input_nchw_channel_tiles(const DepthwiseParams& p, const ChannelTi
             for (int64_t e = col_start[iw]; e < col_start[iw + 1]; ++e)
               acc += S::load(wr + col_kw[e] * L) * S::load(grow + col_ow[e] * L);
           }
-          S::store(ibuf.data() + ((ih - ih0) * p.in_w + iw) * L, acc);
+          S::store(dst + iw * L, acc);
         }
       }
       task.store_dense(gi, p.channels, p.in_h, p.in_w, ibuf.data(), n, co0, lanes, ih0, ih1);
