@@ -55,6 +55,7 @@ std::string build_info() {
   s << "cpu_capabilities_supported=" << cpu::capability_names(cpu::supported_capabilities(), ",") << "\n";
   s << "cpu_capability=" << cpu::capability_name(cpu::active_capability()) << "\n";
   s << "cpu_arch=" << ATROUS_CPU_ARCH << "\n";
+  s << "cpu_vendor=" << cpu::cpu_vendor() << "\n";
 #if defined(__clang__)
   s << "compiler=clang " << __clang_version__ << "\n";
 #elif defined(__GNUC__)

@@ -27,6 +27,12 @@ def test_build_info():
     assert info["version"] == atrous.__version__
     assert info["torch_version"] == torch.__version__.split("+")[0]
     assert isinstance(info["cuda"], bool) and info["compiler"]
+    assert info["cpu_vendor"] in ("intel", "amd", "other")
+    if info["cpu_vendor"] != "other":
+        vendor = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}[info["cpu_vendor"]]
+        if os.path.exists("/proc/cpuinfo"):
+            with open("/proc/cpuinfo") as f:
+                assert vendor in f.read()
     if info["cuda"]:
         assert info["cuda_arch_list"] and info["cuda_version"]
         assert torch.ops.atrous.depthwise_conv2d.default.has_kernel_for_dispatch_key("CUDA")

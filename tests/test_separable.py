@@ -182,21 +182,28 @@ def test_tile_order_follows_the_thread_count():
     assert orders == {1: "per-thread", 2: "serial", 4: "serial"}
 
 
-def test_pointwise_engine_follows_dtype_layout_and_capability():
-    # oneDNN for float32 with the AVX-512 kernels, and for NCHW planes of under 64 pixels; GEMMs
-    # otherwise (csrc/cpu/separable/plan.cpp: pointwise_engine).
-    avx512 = atrous.build_info()["cpu_capability"] == "avx512"
+def test_pointwise_engine_follows_dtype_layout_capability_and_vendor():
+    # oneDNN for float32 with the AVX-512 kernels on an Intel CPU; elsewhere for NCHW planes of
+    # under 400 pixels with the AVX-512 kernels and of under 64 with AVX2; GEMMs otherwise
+    # (csrc/cpu/separable/plan.cpp: pointwise_engine).
+    info = atrous.build_info()
+    avx512 = info["cpu_capability"] == "avx512"
+    intel512 = avx512 and info["cpu_vendor"] == "intel"
 
     def engine(cfg, layout, dtype):
         return plan_fields(cpu_plan(cfg, layout, dtype))["pointwise"]
 
-    small, large = cfg_of(2, 64, 32, 5, 5), cfg_of(2, 64, 32, 20, 20)
-    for cfg in (small, large):
+    tiny, mid, large = cfg_of(2, 64, 32, 5, 5), cfg_of(2, 64, 32, 14, 14), cfg_of(2, 64, 32, 28, 28)
+    for cfg in (tiny, mid, large):
         assert engine(cfg, "contiguous", torch.float64) == "gemm"
         assert engine(cfg, "channels_last", torch.bfloat16) == "gemm"
-    assert engine(small, "contiguous", torch.float32) == "onednn"
-    assert engine(large, "contiguous", torch.float32) == ("onednn" if avx512 else "gemm")
-    assert engine(small, "channels_last", torch.float32) == ("onednn" if avx512 else "gemm")
+    assert engine(tiny, "contiguous", torch.float32) == "onednn"
+    assert engine(mid, "contiguous", torch.float32) == ("onednn" if avx512 else "gemm")
+    assert engine(large, "contiguous", torch.float32) == ("onednn" if intel512 else "gemm")
+    assert engine(tiny, "channels_last", torch.float32) == ("onednn" if intel512 else "gemm")
+    # With oneDNN switched off, GEMMs everywhere.
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert engine(tiny, "contiguous", torch.float32) == "gemm"
 
 
 def test_plan_reports_its_depthwise_kernels():

@@ -43,6 +43,15 @@ bool cpu_runs(Capability c) {
 
 std::string names(const std::vector<Capability>& caps) { return capability_names(caps); }
 
+const char* vendor_of_this_cpu() {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("intel")) return "intel";
+  if (__builtin_cpu_is("amd")) return "amd";
+#endif
+  return "other";
+}
+
 }  // namespace
 
 std::string capability_names(const std::vector<Capability>& caps, const char* separator) {
@@ -75,6 +84,11 @@ int active_vector_registers() {
     default:  // the host files' target, as in vector_bytes
       return ATROUS_TARGET_VECTOR_REGISTERS;
   }
+}
+
+const char* cpu_vendor() {
+  static const char* const vendor = vendor_of_this_cpu();
+  return vendor;
 }
 
 const char* capability_name(Capability c) {

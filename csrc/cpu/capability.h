@@ -57,6 +57,11 @@ Capability choose_capability(const std::string& requested, const std::vector<Cap
 // is unknown, not built, or not supported here, or if this CPU runs none of the build's.
 Capability active_capability();
 
+// Who made this CPU: "intel", "amd" or "other" (also on other architectures). The plans use it
+// where the same capability's kernels, or the libraries atrous calls, measured differently on the
+// two makers' CPUs (separable/plan.cpp: the pointwise engine).
+const char* cpu_vendor();
+
 // One K<scalar_t> for each scalar type the kernels take: the shape of an op's kernel table.
 template <template <typename> class K>
 struct PerScalarType {

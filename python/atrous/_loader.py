@@ -48,7 +48,8 @@ def build_info():
     `cuda_arch_list`, `compiler`, and of the CPU kernels: `cpu_capabilities` (the instruction sets
     they were compiled for, lowest first), `cpu_capabilities_supported` (those of them this CPU
     runs), `cpu_capability` (the one in use: the best, or what ATROUS_CPU_CAPABILITY asks for) and
-    `cpu_arch` (the -march of a build for one target, ATROUS_CPU_ARCH; None for a portable one)."""
+    `cpu_arch` (the -march of a build for one target, ATROUS_CPU_ARCH; None for a portable one),
+    and `cpu_vendor`, who made this CPU ("intel", "amd" or "other"; some plans follow it)."""
     f = _raw_build_info()
     cuda_version = f.get("cuda_version", "")
     if cuda_version and cuda_version.isdigit():
@@ -64,4 +65,5 @@ def build_info():
         "cpu_capabilities_supported": [c for c in f.get("cpu_capabilities_supported", "").split(",") if c],
         "cpu_capability": f.get("cpu_capability"),
         "cpu_arch": f.get("cpu_arch") or None,
+        "cpu_vendor": f.get("cpu_vendor", "other"),
     }

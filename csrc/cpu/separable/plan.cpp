@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 
 #include <algorithm>
+#include <string>
 
 #include "../capability.h"
 #include "../depthwise/plan.h"
@@ -61,19 +62,27 @@ void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, in
       plan.bands == 1 ? p.in_h : std::min(p.in_h, (plan.rows_per_band - 1) * p.stride_h + span_h(p));
 }
 
-// oneDNN's 1x1 convolution where it beat the GEMM on tiles: measured twice as fast as at::mm on
-// the AVX-512 Xeon at every thread count; on an AVX2 AMD EPYC (Zen 3) 1.5-2x slower than at::mm on
-// tile-sized products ((32 -> 64) x 1600 pixels: 0.17-0.26 ms against 0.12 ms; 128 -> 128 x 400
-// pixels: 0.21-0.25 against 0.16-0.18 ms), and 10x slower on some NCHW shapes, except on NCHW
-// planes of under kOneDnnNchwPlane pixels, where the GEMMs are one per image and a sliver wide
-// ((8, 1024, 5, 5) -> 1024: 7.5 ms against 10.8 ms for the per-image GEMMs; at 10x10 the two tie).
-constexpr int64_t kOneDnnNchwPlane = 64;
+// oneDNN's 1x1 convolution where it beat the GEMM (at::mm, MKL's) on tiles, by CPU:
+// - the AVX-512 Xeon (Intel): oneDNN twice as fast as at::mm at every thread count;
+// - an AVX2 AMD EPYC (Zen 3): oneDNN 1.5-2x slower on tile-sized products ((32 -> 64) x 1600
+//   pixels: 0.17-0.26 ms against 0.12 ms; 128 -> 128 x 400 pixels: 0.21-0.25 against 0.16-0.18 ms),
+//   and 10x slower on some NCHW shapes, except on NCHW planes of under 64 pixels, where the GEMMs
+//   are one per image and a sliver wide ((8, 1024, 5, 5) -> 1024: 7.5 ms against 10.8 ms for the
+//   per-image GEMMs; at 10x10 the two tie);
+// - an AVX-512 AMD EPYC (Zen 4), where MKL's GEMM runs at the core's peak (95-100 GFLOP/s at one
+//   thread on (64 -> 128) x 560 up to (2048 -> 256) x 512): oneDNN on a tile of NCHW rows 1.5x
+//   slower ((64 -> 128) x 560 pixels: 142 us against 95 us; the fused MobileNetV1 64 -> 128 s2 at
+//   112x112: 6.5 -> 5.0 ms at 1 thread, 3.1 -> 2.2 ms at 2), on channels_last tiles slower or
+//   even ((4, 1024, 7, 7): 6.8 -> 4.5 ms), faster only on NCHW planes of up to 19x19 ((4, 512,
+//   14, 14): 4.9 against 5.2 ms; (2, 728, 19, 19) 8.5 against 9.0; at 28x28 the GEMMs 7% ahead).
+// Planes of NCHW tiles under this many pixels go to oneDNN on CPUs where the GEMMs win otherwise.
+int64_t onednn_nchw_plane() { return active_capability() == Capability::kAvx512 ? 400 : 64; }
 
 PointwiseEngine pointwise_engine(const DepthwiseParams& p, int64_t element_size) {
   if (element_size != 4 || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return PointwiseEngine::kGemm;
-  const bool small_nchw = p.layout == Layout::kNCHW && p.out_h * p.out_w < kOneDnnNchwPlane;
-  return active_capability() == Capability::kAvx512 || small_nchw ? PointwiseEngine::kOneDnn
-                                                                   : PointwiseEngine::kGemm;
+  if (active_capability() == Capability::kAvx512 && std::string(cpu_vendor()) == "intel") return PointwiseEngine::kOneDnn;
+  const bool small_nchw = p.layout == Layout::kNCHW && p.out_h * p.out_w < onednn_nchw_plane();
+  return small_nchw ? PointwiseEngine::kOneDnn : PointwiseEngine::kGemm;
 }
 }  // namespace
 
