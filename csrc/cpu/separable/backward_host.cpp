@@ -134,29 +134,33 @@ class BackwardTiles {
     dw_w_[c].add_(buf.dw_w);
   }
 
-  // Where input row r of image n, channel c (NCHW) or the whole row (NHWC) goes: grad_input, or
-  // the band's stored shared rows.
-  T* row_target(const Band& b, int64_t band, int64_t r, int64_t c) {
-    const int64_t C = p_.channels, H = p_.in_h, W = p_.in_w;
-    const bool nhwc = a_.nhwc();
-    if (r >= overlaps_.excl0[band] && r < overlaps_.excl1[band]) {
-      T* gi = g_[kInput].template mutable_data_ptr<T>();
-      return nhwc ? gi + (b.n * H + r) * W * C : gi + ((b.n * C + c) * H + r) * W;
-    }
-    const int64_t row = b.n * overlaps_.shared_per_image + overlaps_.shared_offset[band] +
-                        shared_row_index(b, overlaps_, band, r);
-    return shared_.template mutable_data_ptr<T>() + row * C * W + (nhwc ? 0 : c * W);
-  }
-
+  // The band's rows of grad_input, computed in `local` (the band's layout): each to grad_input, or
+  // to the band's stored shared rows.
+  // (The tensors' pointers are taken once per band, and NCHW rows that go to grad_input are copied
+  // as one block per channel: per row and channel, data_ptr's checks and the copies of narrow
+  // rows cost more than the bytes.)
   void scatter_input_grad(const Band& b, int64_t band, const T* local) {
-    const int64_t C = p_.channels, W = p_.in_w, rows = b.in1 - b.in0;
-    for (int64_t r = b.in0; r < b.in1; ++r) {
-      if (a_.nhwc()) {
-        std::memcpy(row_target(b, band, r, 0), local + (r - b.in0) * W * C, W * C * sizeof(T));
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          std::memcpy(row_target(b, band, r, c), local + (c * rows + r - b.in0) * W, W * sizeof(T));
-        }
+    const int64_t C = p_.channels, H = p_.in_h, W = p_.in_w, rows = b.in1 - b.in0;
+    const int64_t own0 = overlaps_.excl0[band], own1 = overlaps_.excl1[band];
+    T* const gi = g_[kInput].template mutable_data_ptr<T>();
+    T* const shared = shared_.template mutable_data_ptr<T>();
+    const int64_t shared0 = b.n * overlaps_.shared_per_image + overlaps_.shared_offset[band];
+    // The shared row of input row r (outside [own0, own1)): C rows of W in either layout.
+    auto shared_row = [&](int64_t r) { return shared + (shared0 + shared_row_index(b, overlaps_, band, r)) * C * W; };
+    if (a_.nhwc()) {
+      for (int64_t r = b.in0; r < b.in1; ++r) {
+        T* dst = r >= own0 && r < own1 ? gi + (b.n * H + r) * W * C : shared_row(r);
+        std::memcpy(dst, local + (r - b.in0) * W * C, W * C * sizeof(T));
+      }
+      return;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const T* src = local + c * rows * W;  // channel c's rows [in0, in1)
+      if (own1 > own0) {
+        std::memcpy(gi + ((b.n * C + c) * H + own0) * W, src + (own0 - b.in0) * W, (own1 - own0) * W * sizeof(T));
+      }
+      for (int64_t r = b.in0; r < b.in1; ++r) {
+        if (r < own0 || r >= own1) std::memcpy(shared_row(r) + c * W, src + (r - b.in0) * W, W * sizeof(T));
       }
     }
   }
