@@ -3,6 +3,7 @@
 Every test runs on the CPU, and on CUDA when a GPU is present (the `device` fixture)."""
 
 import math
+import os
 import random
 import re
 import zlib
@@ -273,6 +274,42 @@ def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
     assert (backward_weight == "backward_weight=nhwc_rows+prefetch") == prefetch, plan
 
 
+def _sysfs_last_level_cache_bytes():
+    """The size of the highest data cache level that Linux lists for cpu0 (None where it lists none)."""
+    best = (0, None)
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        try:
+            with open(f"{base}/{entry}/level") as f:
+                level = int(f.read())
+            with open(f"{base}/{entry}/type") as f:
+                kind = f.read().strip()
+            with open(f"{base}/{entry}/size") as f:
+                size = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        value = int(size.rstrip("KM")) << {"K": 10, "M": 20}.get(size[-1], 0)
+        if kind != "Instruction" and level > best[0] and value > 0:
+            best = (level, value)
+    return best[1]
+
+
+def test_cpu_prefetch_follows_the_cache_linux_reports(monkeypatch):
+    # Without ATROUS_CPU_CACHE_BYTES the plan takes the last-level cache that cpu0 shares from sysfs
+    # (not sysconf, which reports a whole socket's L3 on some AMD EPYCs): inputs of 3 MiB and more,
+    # and of a 16th of that cache, prefetch.
+    llc = _sysfs_last_level_cache_bytes()
+    if llc is None:
+        pytest.skip("no cache sizes in /sys/devices/system/cpu/cpu0/cache")
+    monkeypatch.delenv("ATROUS_CPU_CACHE_BYTES", raising=False)
+    for mib in (4, 8, 16, 32):
+        side = int(((mib << 20) // (64 * 4)) ** 0.5)  # 64 float32 channels, side x side pixels
+        cfg = dict(N=1, C=64, m=1, kh=3, kw=3, H=side, W=side, stride=(1, 1), padding=1, dilation=(1, 1))
+        nbytes = 64 * 4 * side * side
+        forward = cpu_plan(cfg, "channels_last", torch.float32).split()[0]
+        assert forward.endswith("+prefetch") == (nbytes >= max(3 << 20, llc // 16)), (mib, llc, forward)
+
+
 @pytest.mark.skipif(_vector_bytes() is None, reason="vector width of a one-target build")
 @pytest.mark.parametrize("C, k, s, H, dil, dtype", [
     (96, 3, 1, 56, 1, torch.float32), (240, 3, 1, 56, 1, torch.float32), (96, 7, 2, 56, 1, torch.float32),
@@ -284,7 +321,7 @@ def test_cpu_row_columns_group_blocks(C, k, s, H, dil, dtype):
     # input: as many blocks a group as fit, at least one, at most all; a narrow row (14) goes block
     # by block, and so does a row dilated along W whose phases are narrow (56 / 4 = 14).
     cfg = dict(N=1, C=C, m=1, kh=k, kw=k, H=H, W=H, stride=(s, s), padding=(k - 1) // 2 * dil, dilation=(dil, dil))
-    forward = cpu_plan(cfg, "channels_last", dtype).split()[0]
+    forward = cpu_plan(cfg, "channels_last", dtype).split()[0].removesuffix("+prefetch")  # as the cache says
     element = torch.empty((), dtype=dtype).element_size()
     lanes = _vector_bytes() // (8 if element == 8 else 4)
     blocks = -(-C // lanes)
@@ -303,7 +340,7 @@ def test_cpu_weight_gradient_tasks_split_channels(C, H, dtype):
     # channels_last weight gradient: with 16 channel blocks or more, 32 tasks or fewer of
     # ceil(blocks / 32) blocks each (no per-task sums to add); with fewer, tasks of row bands.
     cfg = dict(N=8, C=C, m=1, kh=3, kw=3, H=H, W=H, stride=(1, 1), padding=1, dilation=(1, 1))
-    backward_weight = cpu_plan(cfg, "channels_last", dtype).split()[2]
+    backward_weight = cpu_plan(cfg, "channels_last", dtype).split()[2].removesuffix("+prefetch")  # as the cache says
     lanes = _vector_bytes() // (8 if dtype == torch.float64 else 4)
     blocks = -(-C // lanes)
     if blocks >= 16:
