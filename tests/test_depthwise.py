@@ -217,15 +217,15 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows+blocks"]),
     (dict(N=3, C=300, m=1, kh=3, kw=3, H=9, W=20, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
      "channels_last", ["forward=nhwc_rows", "backward_weight=nhwc_rows+blocks"]),
-    # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16): each pass
-    # prefetches the next output row's input rows (two at stride 2; dilated phases, here of 56
+    # channels_last row passes on tensors past the cache (3 MiB and more even in bfloat16, 12 MiB at
+    # stride 2): each pass prefetches the next output row's input rows (two at stride 2; dilated phases, here of 56
     # outputs, swept column by column) and outputs
     # (the weight gradient in tasks of channel blocks where these are 16 blocks and more: float64
     # with the avx2 kernels' 4 lanes)
     (dict(N=2, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=flipped_forward(nhwc_rows+columns",
                        re.compile(r"\+prefetch\) backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
-    (dict(N=2, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
+    (dict(N=8, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input",
                        re.compile(r"backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
@@ -272,6 +272,17 @@ def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
     assert forward.startswith("forward=nhwc_rows+columns"), plan
     assert forward.endswith("+prefetch") == prefetch, plan
     assert (backward_weight == "backward_weight=nhwc_rows+prefetch") == prefetch, plan
+
+
+@pytest.mark.parametrize("N, forward_prefetch", [(2, False), (4, True)])
+def test_cpu_prefetch_at_stride_two_from_four_times_the_threshold(monkeypatch, N, forward_prefetch):
+    # Stride-2 rows: the forward prefetches from 4x the threshold (12 MiB with a 32 MiB cache), the
+    # weight gradient from the threshold itself. (N, 67, 112, 112) float32: 6.7 MB per 2 images.
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(32 << 20))
+    cfg = dict(N=N, C=67, m=1, kh=3, kw=3, H=112, W=112, stride=(2, 2), padding=1, dilation=(1, 1))
+    forward, _, backward_weight = cpu_plan(cfg, "channels_last", torch.float32).split()
+    assert forward.endswith("+prefetch") == forward_prefetch, forward
+    assert backward_weight.endswith("+prefetch"), backward_weight
 
 
 def _sysfs_last_level_cache_bytes():
