@@ -60,8 +60,10 @@ def check_config(cfg, device, layout, dtype=torch.float64, atol=1e-10, rtol=1e-1
     ref = reference(xr, wr, br, *args)
     assert out.shape == ref.shape and out.dtype == dtype and out.device.type == torch.device(device).type
     torch.testing.assert_close(out.cpu().double(), ref, atol=atol, rtol=rtol)
+    # grad_output in the layout of the input, as the next layer of a network gives it: the backward
+    # kernels run in grad_output's layout.
     go = randn(*ref.shape)
-    ours = grads(out, (x, w, b), go.to(device, dtype))
+    ours = grads(out, (x, w, b), in_layout(go.to(device, dtype), layout))
     assert_close_all([t.cpu().double() for t in ours], grads(ref, (xr, wr, br), go), atol=atol, rtol=rtol)
     return out
 
@@ -194,7 +196,7 @@ PLAN_CASES = [
     # tails of 8 and 3 lanes (masked), a full block
     # (wide rows of several blocks: swept column by column over groups of blocks, a masked one last)
     (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc", "backward_weight=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc_phases ", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
@@ -226,7 +228,7 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=flipped_forward(nhwc_rows+columns",
                        re.compile(r"\+prefetch\) backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=8, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
-     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input",
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=nhwc_phases+sequential ",
                        re.compile(r"backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input", "backward_weight=nhwc_rows+prefetch"]),
@@ -234,7 +236,24 @@ PLAN_CASES = [
     (dict(N=1, C=64, m=1, kh=3, kw=3, H=40, W=40, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc", "backward_input=nhwc", "backward_weight=nhwc"]),
+     "channels_last", ["forward=nhwc", "backward_input=nhwc ", "backward_weight=nhwc"]),
+    # channels_last grad_input by column phases (strides above 1, m = 1): 3x3/2 with blocks of 8,
+    # 4, 2 and 1 columns and a channel tail of each narrower width; stride 3 along W with a 7-wide
+    # kernel (three phases of 2 or 3 kernel columns, wide edges); stride 2 at dilation 2 with even
+    # padding (the odd columns receive from no kernel column: zeros); stride 2 along H only (one
+    # phase); a plane narrower than the stride; phases whose interior is empty
+    (dict(N=2, C=31, m=1, kh=3, kw=3, H=12, W=61, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases"]),
+    (dict(N=1, C=20, m=1, kh=5, kw=7, H=13, W=40, stride=(2, 3), padding=(2, 3), dilation=(1, 1), bias=False),
+     "channels_last", ["backward_input=nhwc_phases"]),
+    (dict(N=1, C=16, m=1, kh=3, kw=3, H=11, W=23, stride=(2, 2), padding=2, dilation=(2, 2), bias=True),
+     "channels_last", ["backward_input=nhwc_phases"]),
+    (dict(N=2, C=9, m=1, kh=3, kw=5, H=10, W=17, stride=(2, 1), padding=(1, 2), dilation=(1, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases"]),
+    (dict(N=1, C=24, m=1, kh=3, kw=3, H=7, W=2, stride=(3, 3), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases"]),
+    (dict(N=1, C=17, m=1, kh=9, kw=9, H=9, W=9, stride=(2, 2), padding=4, dilation=(1, 1), bias=False),
+     "channels_last", ["backward_input=nhwc_phases"]),
     # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's
     # 5x5 d2 on 14x14: two rows of 7), in both layouts; 4 phases of 5; phases of 17 and 16 (edge
     # and interior passes, swept column by column over the blocks) with a masked channel tail; 3

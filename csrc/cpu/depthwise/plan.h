@@ -24,7 +24,8 @@ enum class DwBackwardInput {
   kFlippedForward,    // unit stride, m = 1: the forward (its own plan) with the flipped kernel
   kNchwChannelTiles,  // NCHW small planes, m = 1: L channels in the lanes, listed taps
   kNchwRows,          // NCHW: prepared grad_output rows, vectors along input rows
-  kNhwc,              // channels_last: vectors across channels
+  kNhwc,              // channels_last, m > 1: vectors across channels, pixel by pixel
+  kNhwcPhases,        // channels_last, m = 1: phases of the input columns, blocks of pixels
 };
 
 enum class DwBackwardWeight {
@@ -61,6 +62,9 @@ struct DwBackwardInputPlan {
   DepthwiseParams flipped;  // kFlippedForward: the forward's params ...
   DwForwardPlan forward;    // ... and its plan
   ChannelTilePlan tiles;
+  // kNhwcPhases: columns of a phase computed together (8; 1 where grad_input streams from beyond
+  // the cache, so that it is written in order).
+  int64_t column_block = 8;
 };
 
 struct DwBackwardWeightPlan {
@@ -81,9 +85,9 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
 DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t element_size);
 
 // "forward=<path> backward_input=<path> backward_weight=<path>" (a flipped forward's path in
-// parentheses; "+input" where the weight gradient runs with grad_input; "+columns<g>" where the
-// channels_last forward's passes sweep g channel blocks column by column; "+prefetch" where the row
-// passes prefetch).
+// parentheses; "+input" where the weight gradient runs with grad_input; "+sequential" where
+// grad_input by phases goes one column at a time; "+columns<g>" where the channels_last forward's
+// passes sweep g channel blocks column by column; "+prefetch" where the row passes prefetch).
 std::string plan_name(const DepthwiseParams& p, int64_t element_size);
 
 }  // namespace cpu

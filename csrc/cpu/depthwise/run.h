@@ -46,6 +46,9 @@ void run_dw_backward_input(const DepthwiseParams& p, const DwBackwardInputPlan& 
     case DwBackwardInput::kNhwc:
       k.backward_input_nhwc(p, go, w, gi);
       break;
+    case DwBackwardInput::kNhwcPhases:
+      k.backward_input_nhwc_phases(p, plan.column_block, go, w, gi);
+      break;
   }
 }
 

@@ -15,6 +15,7 @@ constexpr DepthwiseKernels<T> kernels_for() {
       .backward_input_nchw = &backward_input_nchw<T>,
       .backward_input_nchw_channel_tiles = &backward_input_nchw_channel_tiles<T>,
       .backward_input_nhwc = &backward_input_nhwc<T>,
+      .backward_input_nhwc_phases = &backward_input_nhwc_phases<T>,
       .backward_weight_nchw = &backward_weight_nchw<T>,
       .backward_weight_nchw_channel_tiles = &backward_weight_nchw_channel_tiles<T>,
       .backward_weight_nhwc = &backward_weight_nhwc<T>,

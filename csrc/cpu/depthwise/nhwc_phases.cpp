@@ -1,0 +1,254 @@
+// channels_last grad_input by phases of the input columns (m = 1, the strides the flipped forward
+// does not serve).
+//
+// Input column iw = rho + s * j (s: stride_w, rho < s: its phase) receives from the kernel columns
+// kw with (rho + pad_w - kw * dil_w) divisible by s, each from grad_output column j + off(kw), where
+// off(kw) = (rho + pad_w - kw * dil_w) / s. Within one input row and one phase, the grad_output
+// rows and kernel columns that contribute are the same for every j, so the phase is a unit-stride
+// correlation along j: up to 8 columns at a time (the plan's column_block), the sums of a group of
+// channels in registers over every (row, column) term, each weight vector loaded once for the
+// columns. Columns interior to every phase go block by block, each block for every phase in turn;
+// the columns of a phase where some term falls outside grad_output (the first and last few) go
+// pixel by pixel.
+//
+// Terms are summed in the order of the kernel rows, then columns, from zero, as the per-pixel
+// kernel (backward_nhwc.cpp) sums them, so both give the same bits.
+#include <limits>
+
+#include "kernels.h"
+#include "nhwc_blocks.h"
+
+namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
+namespace {
+
+// One phase's kernel columns and the range of j where all of them fall inside grad_output.
+struct Phase {
+  int64_t first = 0;         // input column of j = 0
+  int64_t columns = 0;       // input columns in the phase
+  Buffer<int64_t> kw, off;   // kernel columns, ascending, and their grad_output column offsets
+  int64_t j_lo = 0, j_hi = 0;  // [j_lo, j_hi): every kernel column inside (empty: j_lo == j_hi)
+};
+
+Buffer<Phase> column_phases(const DepthwiseParams& p) {
+  const int64_t s = p.stride_w;
+  Buffer<Phase> phases(std::min(s, p.in_w));
+  for (int64_t rho = 0; rho < static_cast<int64_t>(phases.size()); ++rho) {
+    Phase& ph = phases[rho];
+    ph.first = rho;
+    ph.columns = ceil_div(p.in_w - rho, s);
+    int64_t lo = 0, hi = ph.columns;
+    for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+      const int64_t q = rho + p.pad_w - kw * p.dil_w;
+      if (floor_div(q, s) * s != q) continue;
+      const int64_t off = floor_div(q, s);
+      ph.kw.push_back(kw);
+      ph.off.push_back(off);
+      lo = std::max(lo, -off);
+      hi = std::min(hi, p.out_w - off);
+    }
+    ph.j_lo = std::min(lo, ph.columns);
+    ph.j_hi = std::max(ph.j_lo, hi);
+  }
+  return phases;
+}
+
+// P input columns of one phase, K vectors of W channels from cb: out[q * out_step + k * W] = sum
+// over the terms of x_e[at + q * Co + cb + k * W] * w_e[cb + k * W], the terms' pointers at the
+// phase's first interior column and channel 0 (at: the block's offset from there).
+template <int P, int K, int W, typename scalar_t, typename acc_t>
+inline void phase_pixels(scalar_t* __restrict out, int64_t out_step, const ChannelTerm<acc_t>* terms,
+                         int64_t n_terms, int64_t at, int64_t cb, int64_t Co) {
+  using S = Simd<acc_t, W>;
+  using V = typename S::vec;
+  V acc[P][K];
+  for (int q = 0; q < P; ++q)
+    for (int k = 0; k < K; ++k) acc[q][k] = S::broadcast(acc_t(0));
+  for (int64_t e = 0; e < n_terms; ++e) {
+    const acc_t* x = terms[e].x + at + cb;
+    const acc_t* w = terms[e].w + cb;
+    V wv[K];
+    for (int k = 0; k < K; ++k) wv[k] = S::load(w + k * W);
+    for (int q = 0; q < P; ++q)
+      for (int k = 0; k < K; ++k) acc[q][k] += S::load(x + q * Co + k * W) * wv[k];
+  }
+  for (int k = 0; k < K; ++k) {
+    V col[P];
+    for (int q = 0; q < P; ++q) col[q] = acc[q][k];
+    store_pixels<P>(out + k * W, out_step, col);
+  }
+}
+
+// One input row's work: its grad_output rows (as acc_t) and each phase's terms.
+template <typename scalar_t, typename acc_t>
+struct PhaseRow {
+  const DepthwiseParams& p;
+  const Buffer<Phase>& phases;
+  const acc_t* wt;          // [taps][C]
+  const Buffer<Run>& runs;  // the channels in vector runs
+  const acc_t* zeros;       // C zeros
+  const int64_t max_block;  // columns per block: 8, or 1 (see kernels.h)
+  Buffer<int64_t> kh;       // kernel rows of the grad_output rows, ascending
+  Buffer<const acc_t*> grow;
+  Buffer<acc_t> converted;
+  // Each phase's terms at its column j_lo and channel 0: terms[first[i], first[i + 1]) for phase
+  // i, in the order of their rows, then kernel columns; edge_terms for one edge pixel.
+  Buffer<ChannelTerm<acc_t>> terms, edge_terms;
+  Buffer<int64_t> first;
+
+  PhaseRow(const DepthwiseParams& params, const Buffer<Phase>& ph, const acc_t* w, const Buffer<Run>& r,
+           const acc_t* z, int64_t block)
+      : p(params), phases(ph), wt(w), runs(r), zeros(z), max_block(block), first(ph.size() + 1) {}
+
+  // The grad_output rows input row ih of image n receives from, and the phases' terms.
+  void load_rows(const scalar_t* go, int64_t n, int64_t ih) {
+    const int64_t C = p.channels;
+    kh.clear();
+    grow.clear();
+    for (int64_t k = 0; k < p.kernel_h; ++k) {
+      const int64_t q = ih + p.pad_h - k * p.dil_h;
+      if (q < 0 || q % p.stride_h != 0 || q / p.stride_h >= p.out_h) continue;
+      kh.push_back(k);
+      grow.push_back(nullptr);
+    }
+    if constexpr (!std::is_same_v<scalar_t, acc_t>) converted.resize(grow.size() * p.out_w * C);
+    for (size_t r = 0; r < grow.size(); ++r) {
+      const int64_t oh = (ih + p.pad_h - kh[r] * p.dil_h) / p.stride_h;
+      const scalar_t* src = go + (n * p.out_h + oh) * p.out_w * C;
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        grow[r] = src;
+      } else {
+        acc_t* dst = converted.data() + r * p.out_w * C;
+        for (int64_t i = 0; i < p.out_w * C; ++i) dst[i] = static_cast<acc_t>(src[i]);
+        grow[r] = dst;
+      }
+    }
+    terms.clear();
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Phase& ph = phases[i];
+      first[i] = static_cast<int64_t>(terms.size());
+      if (ph.j_lo == ph.j_hi) continue;
+      for (size_t r = 0; r < grow.size(); ++r)
+        for (size_t t = 0; t < ph.kw.size(); ++t)
+          terms.push_back({grow[r] + (ph.j_lo + ph.off[t]) * C, wt + (kh[r] * p.kernel_w + ph.kw[t]) * C});
+    }
+    first[phases.size()] = static_cast<int64_t>(terms.size());
+    edge_terms.resize(std::max<size_t>(grow.size() * p.kernel_w, 1));
+  }
+
+  // Input column first + s * j of a phase, with the terms that fall inside grad_output.
+  void edge_pixel(scalar_t* row, const Phase& ph, int64_t j) {
+    const int64_t C = p.channels;
+    int64_t ne = 0;
+    for (size_t r = 0; r < grow.size(); ++r)
+      for (size_t t = 0; t < ph.kw.size(); ++t) {
+        const int64_t ow = j + ph.off[t];
+        if (ow < 0 || ow >= p.out_w) continue;
+        edge_terms[ne++] = {grow[r] + ow * C, wt + (kh[r] * p.kernel_w + ph.kw[t]) * C};
+      }
+    channel_blocks(row + (ph.first + p.stride_w * j) * C, zeros, C, edge_terms.data(), ne);
+  }
+
+  // Columns [j, j + pb) of phase i (inside its interior), pb <= 8, over all channels: groups of
+  // kGroup vectors (4 columns at a time), single vectors, then the narrower runs of the tail.
+  void block(scalar_t* row, size_t i, int64_t j, int pb) {
+    constexpr int L = Simd<acc_t>::kLanes;
+    constexpr int kGroup = sizeof(acc_t) * L >= 64 ? 4 : 2;  // 16 or 8 sums in registers
+    const Phase& ph = phases[i];
+    const int64_t C = p.channels, out_step = p.stride_w * C;
+    const ChannelTerm<acc_t>* tm = terms.data() + first[i];
+    const int64_t nt = first[i + 1] - first[i];
+    const int64_t at = (j - ph.j_lo) * C;
+    scalar_t* out = row + (ph.first + p.stride_w * j) * C;
+    int64_t cb = 0;
+    for (; cb + kGroup * L <= C; cb += kGroup * L) {
+      for (int q0 = 0; q0 < pb; q0 += 4) {
+        with_pixels(std::min(pb - q0, 4), [&](auto Pc) {
+          phase_pixels<decltype(Pc)::value, kGroup, L>(out + q0 * out_step + cb, out_step, tm, nt,
+                                                        at + q0 * C, cb, C);
+        });
+      }
+    }
+    for (const Run& run : runs) {
+      if (run.cb1 <= cb) continue;
+      with_width<acc_t>(run.width, [&](auto Wc) {
+        constexpr int W = decltype(Wc)::value;
+        for (int64_t c = std::max(cb, run.cb0); c < run.cb1; c += W) {
+          with_pixels(pb, [&](auto Pc) {
+            phase_pixels<decltype(Pc)::value, 1, W>(out + c, out_step, tm, nt, at, c, C);
+          });
+        }
+      });
+    }
+  }
+
+  // Phase i's interior columns [j0, j1) in blocks.
+  void blocks(scalar_t* row, size_t i, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1;) {
+      const int pb = pixel_block(std::min(j1 - j, max_block));
+      block(row, i, j, pb);
+      j += pb;
+    }
+  }
+
+  // Every phase pixel by pixel up to its interior, then the columns interior to all phases block
+  // by block, each block for every phase in turn (so that the row is written in order), then the
+  // rest of each phase.
+  void compute(scalar_t* row) {
+    const int64_t C = p.channels;
+    if (grow.empty()) {
+      std::fill(row, row + p.in_w * C, scalar_t(0));
+      return;
+    }
+    constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+    int64_t lo = 0, hi = kNone;
+    for (const Phase& ph : phases) {
+      lo = std::max(lo, ph.j_lo);
+      hi = std::min(hi, ph.j_hi);
+    }
+    if (lo >= hi) lo = hi = kNone;  // no common interior: each phase's alone
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Phase& ph = phases[i];
+      for (int64_t j = 0; j < ph.j_lo; ++j) edge_pixel(row, ph, j);
+      blocks(row, i, ph.j_lo, std::min(lo, ph.j_hi));
+    }
+    for (int64_t j = lo; j < hi;) {
+      const int pb = pixel_block(std::min(hi - j, max_block));
+      for (size_t i = 0; i < phases.size(); ++i) block(row, i, j, pb);
+      j += pb;
+    }
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Phase& ph = phases[i];
+      if (hi != kNone) blocks(row, i, hi, ph.j_hi);
+      for (int64_t j = ph.j_hi; j < ph.columns; ++j) edge_pixel(row, ph, j);
+    }
+  }
+};
+
+}  // namespace
+
+template <typename scalar_t>
+void backward_input_nhwc_phases(const DepthwiseParams& p, int64_t column_block, const scalar_t* go,
+                                const scalar_t* weight, scalar_t* gi) {
+  using acc_t = acc_type_t<scalar_t>;
+  const int64_t C = p.channels;
+  const auto wt = transposed_weight<acc_t>(weight, C, p.kernel_h * p.kernel_w);
+  const Buffer<acc_t> zeros(C, acc_t(0));
+  const Buffer<Phase> phases = column_phases(p);
+  const Buffer<Run> runs = channel_runs<acc_t>(C);
+  at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
+    PhaseRow<scalar_t, acc_t> row(p, phases, wt.data(), runs, zeros.data(), std::clamp<int64_t>(column_block, 1, 8));
+    for (int64_t task = begin; task < end; ++task) {
+      row.load_rows(go, task / p.in_h, task % p.in_h);
+      row.compute(gi + task * p.in_w * C);
+    }
+  });
+}
+
+template void backward_input_nhwc_phases<float>(const DepthwiseParams&, int64_t, const float*, const float*, float*);
+template void backward_input_nhwc_phases<double>(const DepthwiseParams&, int64_t, const double*, const double*, double*);
+template void backward_input_nhwc_phases<c10::Half>(const DepthwiseParams&, int64_t, const c10::Half*, const c10::Half*,
+                                                    c10::Half*);
+template void backward_input_nhwc_phases<c10::BFloat16>(const DepthwiseParams&, int64_t, const c10::BFloat16*,
+                                                        const c10::BFloat16*, c10::BFloat16*);
+
+}  // namespace atrous::cpu::ATROUS_CPU_CAPABILITY
