@@ -1,5 +1,6 @@
-"""Every channels_last stride-2 depthwise layer of the network mode (float32): grad_input alone and the
-whole backward (input, weight, bias) of the backward op, for WHICH=torch or ours. Prints 'case ms'."""
+"""Every channels_last stride-2 depthwise layer of the network mode (float32, or DTYPE): grad_input
+alone and the whole backward (input, weight, bias) of the backward op, for WHICH=torch or ours;
+ONLY=<substring of "N,C,H,W,k"> for one layer. Prints 'case ms'."""
 import os, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 which = os.environ.get("WHICH", "ours")
@@ -11,6 +12,7 @@ LAYERS = """1,144,112,112,3;1,144,56,56,3;1,144,56,56,5;1,16,112,112,3;1,192,28,
 8,16,80,80,3;8,192,20,20,3;8,192,40,40,5;8,240,20,20,3;8,240,20,20,5;8,288,10,10,5;8,288,20,20,3;8,48,80,80,3;
 8,576,10,10,3;8,576,10,10,5;8,64,80,80,3;8,672,10,10,5;8,72,40,40,3;8,72,40,40,5;8,816,10,10,5;8,96,20,20,5;8,96,80,80,3"""
 ONLY = os.environ.get("ONLY", "")
+DTYPE = getattr(torch, os.environ.get("DTYPE", "float32"))
 def best(f, reps):
     f()
     b = 1e9
@@ -22,8 +24,8 @@ for spec in LAYERS.replace("\n", "").split(";"):
     if ONLY and ONLY not in spec:
         continue
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(N, C, H, W, generator=g).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(C, 1, k, k, generator=g)
+    x = torch.randn(N, C, H, W, generator=g).to(DTYPE).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(C, 1, k, k, generator=g).to(DTYPE)
     p = k // 2
     go = torch.nn.functional.conv2d(x, w, None, 2, p, 1, C)
     reps = max(3, min(50, int(20 / (N * C * H * W / 1e6 + 0.05))))

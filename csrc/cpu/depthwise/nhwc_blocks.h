@@ -105,7 +105,8 @@ inline void channel_blocks(scalar_t* out, const acc_t* init, int64_t channels,
   }
 }
 
-// Stores P vectors of W channels, the pixels `step` elements apart, converting to scalar_t.
+// Stores P vectors of W channels, the pixels `step` elements apart, converting to scalar_t (full
+// vectors with Cast's vector conversions, narrower ones lane by lane; both round to nearest even).
 template <int P, typename scalar_t, typename V>
 inline void store_pixels(scalar_t* out, int64_t step, const V (&acc)[P]) {
   using acc_t = std::remove_cv_t<std::remove_reference_t<decltype(acc[0][0])>>;
@@ -113,6 +114,8 @@ inline void store_pixels(scalar_t* out, int64_t step, const V (&acc)[P]) {
   for (int q = 0; q < P; ++q) {
     if constexpr (std::is_same_v<scalar_t, acc_t>) {
       Simd<acc_t, W>::store(out + q * step, acc[q]);
+    } else if constexpr (W == Simd<acc_t>::kLanes) {
+      Cast<scalar_t, acc_t>::store(out + q * step, acc[q]);
     } else {
       for (int i = 0; i < W; ++i) out[q * step + i] = static_cast<scalar_t>(acc[q][i]);
     }
