@@ -186,6 +186,17 @@ PLAN_CASES = [
                     "backward_weight=nchw_rows"]),
     (dict(N=1, C=3, m=1, kh=3, kw=3, H=21, W=64, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
      "contiguous", ["forward=nchw_sweep", "backward_input=nchw_rows"]),
+    # NCHW grad_input at stride 2 on channel tiles beyond the forward's 24 outputs a row, for a
+    # tile of channels or more (float64: 8 lanes, float32: 16): 40 outputs a row with a channel
+    # tail, 56 of a 5x5 kernel on an odd width, 80 over several bands; 85 outputs stay on the rows
+    (dict(N=2, C=20, m=1, kh=3, kw=3, H=17, W=80, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_sweep", "backward_input=nchw_channel_tiles"]),
+    (dict(N=1, C=16, m=1, kh=5, kw=5, H=12, W=111, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
+     "contiguous", ["backward_input=nchw_channel_tiles"]),
+    (dict(N=1, C=16, m=1, kh=3, kw=3, H=40, W=160, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["backward_input=nchw_channel_tiles"]),
+    (dict(N=1, C=16, m=1, kh=3, kw=3, H=9, W=170, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["backward_input=nchw_rows"]),
     (dict(N=2, C=40, m=1, kh=3, kw=5, H=6, W=30, stride=(1, 1), padding=2, dilation=(1, 1), bias=True),
      "contiguous", ["forward=nchw_flat", "backward_input=flipped_forward(nchw_flat)"]),
     (dict(N=1, C=2, m=1, kh=3, kw=1, H=8, W=100, stride=(3, 3), padding=0, dilation=(2, 1), bias=False),
