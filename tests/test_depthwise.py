@@ -204,8 +204,9 @@ PLAN_CASES = [
     (dict(N=2, C=21, m=1, kh=3, kw=3, H=9, W=10, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows", "backward_input=flipped_forward(nhwc_rows)", "backward_weight=nhwc_rows"]),
     # channels_last row passes: left and right edges with interior passes of 8, 4, 2 and 1; channel
-    # tails of 8 and 3 lanes (masked), a full block
-    # (wide rows of several blocks: swept column by column over groups of blocks, a masked one last)
+    # tails of 8 lanes (half a float32 vector: half-width vectors in float32, masked in bfloat16) and
+    # 3 (masked), a full block
+    # (wide rows of several blocks: swept column by column over groups of blocks, a tail one last)
     (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc_phases ", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
