@@ -5,18 +5,20 @@
 
 namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 
+// grad_input with a depth multiplier m > 1 (the plan's kNhwc; m = 1 goes by phases,
+// nhwc_phases.cpp, or by the flipped forward): pixel by pixel, each input channel summing its m
+// output channels' terms.
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight,
                          scalar_t* gi) {
   using acc_t = acc_type_t<scalar_t>;
   const int64_t C = p.channels, Co = p.out_channels, m = p.mult, taps = p.kernel_h * p.kernel_w;
   const auto wt = transposed_weight<acc_t>(weight, Co, taps);
-  const Buffer<acc_t> zeros(C, acc_t(0));
   constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
   at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
     Buffer<ChannelTerm<acc_t>> terms(taps);
     Buffer<acc_t> gbuf;  // grad_output rows as acc_t, when converting
-    Buffer<acc_t> acc(m > 1 ? C : 0);
+    Buffer<acc_t> acc(C);
     Buffer<int64_t> ohv, khv;
     Buffer<const acc_t*> growv;
     for (int64_t task = begin; task < end; ++task) {
@@ -54,21 +56,17 @@ void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const sca
                            wt.data() + (khv[r] * p.kernel_w + kw) * Co};
           }
         }
-        if (m == 1) {
-          channel_blocks(o, zeros.data(), C, terms.data(), ne);
-        } else {
-          std::fill(acc.begin(), acc.end(), acc_t(0));
-          for (int64_t e = 0; e < ne; ++e) {
-            const acc_t* x = terms[e].x;
-            const acc_t* w = terms[e].w;
-            for (int64_t c = 0; c < C; ++c) {
-              acc_t s = 0;
-              for (int64_t j = 0; j < m; ++j) s += x[c * m + j] * w[c * m + j];
-              acc[c] += s;
-            }
+        std::fill(acc.begin(), acc.end(), acc_t(0));
+        for (int64_t e = 0; e < ne; ++e) {
+          const acc_t* x = terms[e].x;
+          const acc_t* w = terms[e].w;
+          for (int64_t c = 0; c < C; ++c) {
+            acc_t s = 0;
+            for (int64_t j = 0; j < m; ++j) s += x[c * m + j] * w[c * m + j];
+            acc[c] += s;
           }
-          for (int64_t c = 0; c < C; ++c) o[c] = static_cast<scalar_t>(acc[c]);
         }
+        for (int64_t c = 0; c < C; ++c) o[c] = static_cast<scalar_t>(acc[c]);
       }
     }
   });

@@ -53,6 +53,7 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
 template <typename scalar_t>
 void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t block_group, const scalar_t* go,
                                const scalar_t* in, scalar_t* gw);
+// m > 1 (backward_nhwc.cpp).
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
 // m = 1, by phases of the input columns (nhwc_phases.cpp), column_block (1 to 8) columns of a phase

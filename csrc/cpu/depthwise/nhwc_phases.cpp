@@ -12,7 +12,7 @@
 // pixel by pixel.
 //
 // Terms are summed in the order of the kernel rows, then columns, from zero, as the per-pixel
-// kernel (backward_nhwc.cpp) sums them, so both give the same bits.
+// kernel that served m = 1 before summed them (same bits).
 #include <limits>
 
 #include "kernels.h"
