@@ -14,37 +14,15 @@ void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const sca
   using acc_t = acc_type_t<scalar_t>;
   const int64_t C = p.channels, Co = p.out_channels, m = p.mult, taps = p.kernel_h * p.kernel_w;
   const auto wt = transposed_weight<acc_t>(weight, Co, taps);
-  constexpr bool kConvert = !std::is_same_v<scalar_t, acc_t>;
   at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
     Buffer<ChannelTerm<acc_t>> terms(taps);
     Buffer<acc_t> gbuf;  // grad_output rows as acc_t, when converting
     Buffer<acc_t> acc(C);
-    Buffer<int64_t> ohv, khv;
+    Buffer<int64_t> khv;
     Buffer<const acc_t*> growv;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / p.in_h, ih = task % p.in_h;
-      // grad_output rows this input row receives from, converted once per task if needed.
-      ohv.clear();
-      khv.clear();
-      for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
-        const int64_t q = ih + p.pad_h - kh * p.dil_h;
-        if (q < 0 || q % p.stride_h != 0 || q / p.stride_h >= p.out_h) continue;
-        ohv.push_back(q / p.stride_h);
-        khv.push_back(kh);
-      }
-      const int64_t nrows = static_cast<int64_t>(ohv.size());
-      growv.resize(nrows);
-      for (int64_t r = 0; r < nrows; ++r) {
-        const scalar_t* src = go + (n * p.out_h + ohv[r]) * p.out_w * Co;
-        if constexpr (kConvert) {
-          gbuf.resize(nrows * p.out_w * Co);
-          acc_t* dst = gbuf.data() + r * p.out_w * Co;
-          for (int64_t i = 0; i < p.out_w * Co; ++i) dst[i] = static_cast<acc_t>(src[i]);
-          growv[r] = dst;
-        } else {
-          growv[r] = src;
-        }
-      }
+      grad_output_rows(p, go, task / p.in_h, task % p.in_h, khv, growv, gbuf);
+      const int64_t nrows = static_cast<int64_t>(growv.size());
       for (int64_t iw = 0; iw < p.in_w; ++iw) {
         scalar_t* o = gi + (task * p.in_w + iw) * C;
         int64_t ne = 0;

@@ -62,6 +62,33 @@ struct PixelRows {
 };
 
 
+// The grad_output rows that input row ih of image n receives from, for channels_last grad_input:
+// kh gets their kernel rows (ascending), rows the rows as acc_t (out_w pixels of Co channels each):
+// pointers into go, or copies converted into `converted`.
+template <typename scalar_t, typename acc_t>
+void grad_output_rows(const DepthwiseParams& p, const scalar_t* go, int64_t n, int64_t ih, Buffer<int64_t>& kh,
+                      Buffer<const acc_t*>& rows, Buffer<acc_t>& converted) {
+  const int64_t row_len = p.out_w * p.out_channels;
+  kh.clear();
+  for (int64_t k = 0; k < p.kernel_h; ++k) {
+    const int64_t q = ih + p.pad_h - k * p.dil_h;
+    if (q >= 0 && q % p.stride_h == 0 && q / p.stride_h < p.out_h) kh.push_back(k);
+  }
+  rows.resize(kh.size());
+  if constexpr (!std::is_same_v<scalar_t, acc_t>) converted.resize(kh.size() * row_len);
+  for (size_t r = 0; r < kh.size(); ++r) {
+    const int64_t oh = (ih + p.pad_h - kh[r] * p.dil_h) / p.stride_h;
+    const scalar_t* src = go + (n * p.out_h + oh) * row_len;
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      rows[r] = src;
+    } else {
+      acc_t* dst = converted.data() + r * row_len;
+      for (int64_t i = 0; i < row_len; ++i) dst[i] = static_cast<acc_t>(src[i]);
+      rows[r] = dst;
+    }
+  }
+}
+
 // out[i] = init[i] + sum_e x_e[cb + i] * w_e[cb + i] for i < n; N > 0 is the unrolled case n == N.
 template <typename acc_t>
 struct ChannelTerm {

@@ -102,26 +102,7 @@ struct PhaseRow {
   // The grad_output rows input row ih of image n receives from, and the phases' terms.
   void load_rows(const scalar_t* go, int64_t n, int64_t ih) {
     const int64_t C = p.channels;
-    kh.clear();
-    grow.clear();
-    for (int64_t k = 0; k < p.kernel_h; ++k) {
-      const int64_t q = ih + p.pad_h - k * p.dil_h;
-      if (q < 0 || q % p.stride_h != 0 || q / p.stride_h >= p.out_h) continue;
-      kh.push_back(k);
-      grow.push_back(nullptr);
-    }
-    if constexpr (!std::is_same_v<scalar_t, acc_t>) converted.resize(grow.size() * p.out_w * C);
-    for (size_t r = 0; r < grow.size(); ++r) {
-      const int64_t oh = (ih + p.pad_h - kh[r] * p.dil_h) / p.stride_h;
-      const scalar_t* src = go + (n * p.out_h + oh) * p.out_w * C;
-      if constexpr (std::is_same_v<scalar_t, acc_t>) {
-        grow[r] = src;
-      } else {
-        acc_t* dst = converted.data() + r * p.out_w * C;
-        for (int64_t i = 0; i < p.out_w * C; ++i) dst[i] = static_cast<acc_t>(src[i]);
-        grow[r] = dst;
-      }
-    }
+    grad_output_rows(p, go, n, ih, kh, grow, converted);
     terms.clear();
     for (size_t i = 0; i < phases.size(); ++i) {
       const Phase& ph = phases[i];
