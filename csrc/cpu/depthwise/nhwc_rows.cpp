@@ -22,13 +22,6 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
   constexpr int L = Simd<acc_t>::kLanes;
   const int64_t C = p.out_channels, taps = p.kernel_h * p.kernel_w;  // m = 1: C input channels too
   const int64_t blocks = ceil_div(C, L), tail = C % L;
-  // A last block of exactly L / 2 channels runs in half-width vectors (row_pass's HALF) where no
-  // conversion is needed, rather than masked full-width ones. On the Zen 4 EPYC (a 512-bit FMA
-  // issues as two 256-bit halves), one thread, float32: (8, 24, 80, 80) 3x3 0.433 -> 0.402 ms,
-  // (8, 40, 80, 80) 3x3 0.696 -> 0.655, (8, 24, 80, 80) 5x5 0.776 -> 0.678, (8, 40, 40, 40) 5x5
-  // 0.288 -> 0.251.
-  constexpr bool kSameTypes = std::is_same_v<scalar_t, acc_t>;
-  const bool half_tail = kSameTypes && tail == L / 2;
   const auto w = blocked_weight<acc_t, L>(weight, C, taps), b = blocked_weight<acc_t, L>(bias, C, 1);
   // Output rows as tasks; with few rows, also groups of channel blocks.
   const int64_t rows = p.batch * p.out_h;
@@ -69,20 +62,13 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
           if (column_blocks > 1) {  // the plan's groups of blocks, each swept column by column
             for (int64_t g0 = blk0; g0 < blk1; g0 += column_blocks) {
               const int64_t g1 = std::min(blk1, g0 + column_blocks);
-              swept_row_outputs<kKW, kSW, kNW>(io_of, g0, g1, tail && g1 == blocks, half_tail, p.out_w,
-                                               p.dil_w);
+              swept_row_outputs<kKW, kSW, kNW>(io_of, g0, g1, tail && g1 == blocks, p.out_w, p.dil_w);
             }
             continue;
           }
         }
         for (int64_t blk = blk0; blk < blk1; ++blk) {
           if (tail && blk == blocks - 1) {
-            if constexpr (kSameTypes) {
-              if (half_tail) {
-                row_outputs<kKW, kSW, kNW, false, true>(io_of(blk), p.out_w, p.dil_w);
-                continue;
-              }
-            }
             row_outputs<kKW, kSW, kNW, true>(io_of(blk), p.out_w, p.dil_w);
           } else {
             row_outputs<kKW, kSW, kNW, false>(io_of(blk), p.out_w, p.dil_w);
