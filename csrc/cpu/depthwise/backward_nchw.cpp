@@ -42,6 +42,36 @@ inline void row_taps_nchw(acc_t* __restrict lanes, const acc_t* const* xrows,
   for (int kw = 0; kw < KW; ++kw) S::store(lanes + kw * L, S::load(lanes + kw * L) + a[kw]);
 }
 
+// lanes[(kh * K + kw) * L ...] += the K x K taps' sums over one plane: for each grad_output row
+// and vector, the vector is loaded once for all K * K taps, whose sums stay in K * K registers
+// over the whole plane (row_taps_nchw keeps K, per kernel row, and pays its loop per row and
+// kernel row: at 28 values a row that overhead was most of the time). g: the grad_output plane,
+// read in place (its last vector of a row masked). xrow(oh, kh): the prepared input row that
+// grad_output row oh meets at kernel row kh, or a zero row.
+template <int K, typename scalar_t, typename acc_t, typename XRow>
+inline void plane_taps_nchw(acc_t* __restrict lanes, const scalar_t* __restrict g, int64_t out_h, int64_t out_w,
+                            const int64_t* offset, XRow xrow) {
+  using S = Simd<acc_t>;
+  using C = Cast<scalar_t, acc_t>;
+  using V = typename S::vec;
+  constexpr int L = S::kLanes;
+  int64_t off[K];
+  for (int kw = 0; kw < K; ++kw) off[kw] = offset[kw];
+  V a[K * K];
+  for (int i = 0; i < K * K; ++i) a[i] = S::broadcast(0);
+  for (int64_t oh = 0; oh < out_h; ++oh) {
+    const acc_t* x[K];
+    for (int kh = 0; kh < K; ++kh) x[kh] = xrow(oh, kh);
+    const scalar_t* grow = g + oh * out_w;
+    for (int64_t o0 = 0; o0 < out_w; o0 += L) {
+      const V gv = o0 + L <= out_w ? C::load(grow + o0) : C::load_first(grow + o0, out_w - o0);
+      for (int kh = 0; kh < K; ++kh)
+        for (int kw = 0; kw < K; ++kw) a[kh * K + kw] += gv * S::load(x[kh] + off[kw] + o0);
+    }
+  }
+  for (int i = 0; i < K * K; ++i) S::store(lanes + i * L, S::load(lanes + i * L) + a[i]);
+}
+
 }  // namespace
 
 template <typename scalar_t>
@@ -142,10 +172,17 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
   const TapRows t = forward_taps(n_round, p.kernel_w, p.stride_w, p.dil_w);
   // Kernel widths 3, 5 and 7 take a kernel row's taps at once (row_taps_nchw); the sums of tap t
   // then sit in lanes[t * L ...] (one vector) rather than lanes[t * Bn ...].
+  // 3x3 kernels take all nine taps at once (plane_taps_nchw), with the same lanes layout.
   const bool row_taps = p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7;
+  const bool plane_taps = p.kernel_w == 3 && p.kernel_h == 3;
+  // At unit stride a prepared row is the input row between zeros that are the same for every
+  // row: the buffer is zeroed once and only [lo, hi) is copied per row.
+  const bool fixed_padding = t.phases && p.stride_w == 1;
+  const int64_t lo = std::clamp<int64_t>(p.pad_w, 0, t.len), hi = std::clamp<int64_t>(p.in_w + p.pad_w, lo, t.len);
   constexpr int L = Simd<acc_t>::kLanes;
   at::parallel_for(0, p.out_channels, 1, [&](int64_t begin, int64_t end) {
-    Buffer<acc_t> xbuf(p.in_h * t.len), gbuf(p.out_h * n_round, acc_t(0));
+    Buffer<acc_t> xbuf(p.in_h * t.len, acc_t(0)), gbuf(p.out_h * n_round, acc_t(0));
+    Buffer<acc_t> zero_row(plane_taps ? t.len : 0, acc_t(0));  // where a kernel row meets padding
     Buffer<acc_t> lanes(taps * Bn);
     Buffer<const acc_t*> xr(p.out_h), gr(p.out_h);
     for (int64_t co = begin; co < end; ++co) {
@@ -154,12 +191,25 @@ void backward_weight_nchw(const DepthwiseParams& p, const scalar_t* go, const sc
       for (int64_t n = 0; n < p.batch; ++n) {
         const scalar_t* x = in + (n * p.channels + co / p.mult) * p.in_h * p.in_w;
         const scalar_t* g = go + (n * p.out_channels + co) * p.out_h * p.out_w;
-        for (int64_t ih = 0; ih < p.in_h; ++ih)
-          prepare_forward_row(t, xbuf.data() + ih * t.len, x + ih * p.in_w, p.in_w, n_round,
-                              p.kernel_w, p.stride_w, p.dil_w, p.pad_w);
-        for (int64_t oh = 0; oh < p.out_h; ++oh)
-          for (int64_t ow = 0; ow < p.out_w; ++ow)
-            gbuf[oh * n_round + ow] = static_cast<acc_t>(g[oh * p.out_w + ow]);
+        for (int64_t ih = 0; ih < p.in_h; ++ih) {
+          if (fixed_padding) {
+            copy_values(xbuf.data() + ih * t.len + lo, x + ih * p.in_w + lo - p.pad_w, hi - lo);
+          } else {
+            prepare_forward_row(t, xbuf.data() + ih * t.len, x + ih * p.in_w, p.in_w, n_round, p.kernel_w,
+                                p.stride_w, p.dil_w, p.pad_w);
+          }
+        }
+        if (plane_taps) {  // grad_output in place
+          if (gb) {
+            for (int64_t oh = 0; oh < p.out_h; ++oh) bias_sum.add_row(n * p.out_h + oh, g + oh * p.out_w, p.out_w);
+          }
+          plane_taps_nchw<3>(lanes.data(), g, p.out_h, p.out_w, t.offset.data(), [&](int64_t oh, int kh) {
+            const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
+            return ih >= 0 && ih < p.in_h ? xbuf.data() + ih * t.len : zero_row.data();
+          });
+          continue;
+        }
+        for (int64_t oh = 0; oh < p.out_h; ++oh) copy_values(gbuf.data() + oh * n_round, g + oh * p.out_w, p.out_w);
         if (gb) {  // from the rows already converted
           for (int64_t oh = 0; oh < p.out_h; ++oh)
             bias_sum.add_row(n * p.out_h + oh, gbuf.data() + oh * n_round, p.out_w);

@@ -51,6 +51,21 @@ void shifted_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict
   std::fill(dst + hi, dst + len, acc_t(0));
 }
 
+// dst[j] = src[j] for j in [0, n), in the accumulation type: whole vectors, then one masked
+// vector (inline: for rows of a few vectors, calls to memmove and fill cost more than the copy:
+// 20% of a weight gradient on 28-value rows).
+// What lies around dst[0, n) is not touched.
+template <typename scalar_t, typename acc_t>
+inline void copy_values(acc_t* __restrict dst, const scalar_t* __restrict src, int64_t n) {
+  using S = Simd<acc_t>;
+  using C = Cast<scalar_t, acc_t>;
+  constexpr int L = S::kLanes;
+  int64_t j = 0;
+  // (in_register keeps the compiler from turning the loop back into a call to memmove)
+  for (; j + L <= n; j += L) S::store(dst + j, S::in_register(C::load(src + j)));
+  if (j < n) S::store_first(dst + j, C::load_first(src + j, n - j), n - j);
+}
+
 // row[o] = x[o * s + off] for o in [0, n), zero where that falls outside [0, W).
 template <typename scalar_t, typename acc_t>
 void strided_copy(acc_t* __restrict row, int64_t n, const scalar_t* __restrict x, int64_t W,
