@@ -93,11 +93,11 @@ def cpu_plan(cfg, layout="contiguous", dtype=torch.float64):
 
 
 def plan_fields(plan):
-    """{"order": "per-thread" or "serial", "pointwise": "onednn" or "gemm", "images": int, "bands": int,
-    "rows": int, "chunks": int}."""
+    """{"order": "per-thread" or "serial", "pointwise": "onednn" or "gemm", "gmid": "gemm", "backward-data"
+    or "transposed", "images": int, "bands": int, "rows": int, "chunks": int}."""
     words = plan.split(" depthwise(")[0].split()
     fields = dict(w.split("=") for w in words[1:])
-    return {"order": words[0], **{k: v if k == "pointwise" else int(v) for k, v in fields.items()}}
+    return {"order": words[0], **{k: v if k in ("pointwise", "gmid") else int(v) for k, v in fields.items()}}
 
 
 @contextlib.contextmanager
@@ -204,6 +204,38 @@ def test_pointwise_engine_follows_dtype_layout_capability_and_vendor():
     # With oneDNN switched off, GEMMs everywhere.
     with torch.backends.mkldnn.flags(enabled=False):
         assert engine(tiny, "contiguous", torch.float32) == "gemm"
+
+
+@pytest.mark.parametrize("threads,batch,layout,gmid", [
+    (2, 4, "contiguous", "backward-data"), (1, 4, "contiguous", "transposed"), (1, 1, "contiguous", "backward-data"),
+    (2, 3, "channels_last", None), (1, 3, "channels_last", None)])
+def test_float32_engines_match_reference(threads, batch, layout, gmid):
+    # The float32 paths of each pointwise engine, forward and every gradient, against float64 (the
+    # other tests run float64, which always takes GEMMs). NCHW planes of 6x6 take oneDNN on every
+    # CPU; the intermediate's gradient then goes by its backward-data, or at one thread on tiles of
+    # several images by oneDNN with the transposed weight (plan.cpp: mid_grad_of). With oneDNN off,
+    # GEMMs.
+    cfg = cfg_of(batch, 24, 40, 6, 6, activation="relu6")
+    eps = torch.finfo(torch.float32).eps
+    for mkldnn in (True, False):
+        with num_threads(threads), torch.backends.mkldnn.flags(enabled=mkldnn):
+            fields = plan_fields(cpu_plan(cfg, layout, torch.float32))
+            if not mkldnn:
+                assert (fields["pointwise"], fields["gmid"]) == ("gemm", "gemm")
+            elif gmid is not None:
+                assert (fields["pointwise"], fields["gmid"]) == ("onednn", gmid)
+            leaves = [None if t is None else t.float().double() for t in make_inputs(cfg)]  # float32 values
+            g_ours = [None if t is None else t.float().requires_grad_() for t in leaves]
+            g_ref = [None if t is None else t.clone().requires_grad_() for t in leaves]
+            out = atrous.separable_conv2d(in_layout(g_ours[0], layout), *g_ours[1:], *geometry(cfg))
+            ref = reference(*g_ref, *geometry(cfg))
+            torch.testing.assert_close(out.double(), ref, atol=1e-4, rtol=1e-4)
+            go = torch.randn(ref.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+            got = grads(out, g_ours, go.float())
+            expected = grads(ref, g_ref, go)
+            for a, e in zip(got, expected):
+                scale = e.abs().max().item() + 1
+                assert (a.double() - e).abs().max().item() <= 16 * eps * scale * math.sqrt(e.numel() / e.shape[0] + 1)
 
 
 def test_plan_reports_its_depthwise_kernels():

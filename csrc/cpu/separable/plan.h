@@ -27,14 +27,23 @@ enum class TileOrder {
 
 // What computes a tile's pointwise products (the output, and the intermediate's gradient).
 enum class PointwiseEngine {
-  kOneDnn,  // oneDNN's 1x1 convolution on the tile (float32, oneDNN enabled: AVX-512 kernels, or
-            // NCHW planes of few pixels)
+  kOneDnn,  // oneDNN's 1x1 convolution on the tile, and its backward-data for the intermediate's
+            // gradient (float32, oneDNN enabled: AVX-512 kernels, or NCHW planes of few pixels)
   kGemm,    // torch's CPU GEMM (at::mm): every other case
+};
+
+// How the backward computes the intermediate's gradient, W^T times grad_output's tile.
+enum class MidGrad {
+  kGemm,          // the engine is kGemm: at::mm
+  kBackwardData,  // torch's convolution_backward for the 1x1 convolution (oneDNN's backward-data
+                  // where torch runs oneDNN: more than one thread)
+  kTransposed,    // oneDNN's 1x1 convolution with a transposed copy of the weight
 };
 
 struct SeparablePlan {
   TileOrder order = TileOrder::kPerThread;
   PointwiseEngine pointwise = PointwiseEngine::kGemm;
+  MidGrad mid_grad = MidGrad::kGemm;
   int64_t images = 1;         // whole images per tile (more than one only when bands == 1)
   int64_t rows_per_band = 1;  // output rows of a tile (the last band may have fewer)
   int64_t bands = 1;          // tiles per image
@@ -76,8 +85,9 @@ BandOverlaps band_overlaps(const DepthwiseParams& p, const SeparablePlan& plan);
 // The index of input row r among band b's shared rows (r outside [excl0, excl1) of b).
 int64_t shared_row_index(const Band& b, const BandOverlaps& o, int64_t band, int64_t r);
 
-// "<order> pointwise=<engine> images=<I> bands=<B> rows=<R> chunks=<K> depthwise(<plan of the
-// largest interior tile>)", order "per-thread" or "serial", engine "onednn" or "gemm".
+// "<order> pointwise=<engine> gmid=<mid_grad> images=<I> bands=<B> rows=<R> chunks=<K>
+// depthwise(<plan of the largest interior tile>)", order "per-thread" or "serial", engine "onednn"
+// or "gemm", mid_grad "gemm", "backward-data" or "transposed".
 std::string separable_plan_name(const SeparablePlan& plan, const DepthwiseParams& p, int64_t element_size);
 
 }  // namespace cpu

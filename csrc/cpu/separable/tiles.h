@@ -33,6 +33,7 @@ class TileWorker {
   TileWorker(const SeparableArgs& a, const SeparablePlan& plan)
       : a_(a), cm_(a.p.out_channels), opts_(a.input.options()) {
     onednn_ = std::is_same_v<T, float> && plan.pointwise == PointwiseEngine::kOneDnn;
+    mid_grad_ = plan.mid_grad;
     if (onednn_) pw4_ = a.pw_weight.view({a.out_channels, cm_, 1, 1});
     if (!a.nhwc() && plan.bands > 1) band_in_.resize(a.p.channels * plan.max_band_rows * a.p.in_w);
     mid_ = at::empty({plan.max_tile_pixels * cm_}, opts_);
@@ -116,18 +117,26 @@ class TileWorker {
     }
   }
 
-  // acc (Co, Cm) += grad_output's tile times act(mid), transposed.
-  void add_pointwise_weight_grad(at::Tensor& acc, const at::Tensor& go, const at::Tensor& act) const {
+  // acc (Co, Cm) = beta acc + grad_output's tile times act(mid), transposed (beta 0: acc is
+  // written, whatever it held).
+  void add_pointwise_weight_grad(at::Tensor& acc, const at::Tensor& go, const at::Tensor& act, double beta) const {
     if (a_.nhwc()) {
-      acc.addmm_(go.t(), act);
+      acc.addmm_(go.t(), act, beta);
       return;
     }
-    for (int64_t g = 0; g < go.size(0); ++g) acc.addmm_(go.select(0, g), act.select(0, g).t());
+    for (int64_t g = 0; g < go.size(0); ++g) acc.addmm_(go.select(0, g), act.select(0, g).t(), g == 0 ? beta : 1.0);
   }
 
-  // The depthwise result's gradient: W^T grad_output's tile, into gmid (by the engine of
-  // pointwise(); oneDNN with the transposed weight).
+  // The depthwise result's gradient: W^T grad_output's tile, into gmid, as the plan says
+  // (plan.h: MidGrad).
   void mid_grad(at::Tensor& gmid, const at::Tensor& go, const Band& b) {
+    if (onednn_ && mid_grad_ == MidGrad::kBackwardData) {
+      const at::Tensor r = std::get<0>(at::convolution_backward(
+          tile_image(go, b), tile_image(gmid, b), pw4_, std::nullopt, {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, 1,
+          {true, false, false}));
+      gmid.copy_(matrix_of(r, b));
+      return;
+    }
     if (onednn_) {
       if (!pw4_t_.defined()) pw4_t_ = a_.pw_weight.t().contiguous().view({cm_, a_.out_channels, 1, 1});
       conv1x1_into(gmid, go, b, pw4_t_, std::nullopt);
@@ -143,17 +152,29 @@ class TileWorker {
     }
   }
 
-  // dst (a tile matrix) = w src (+ bias) for a (co, ci, 1, 1) weight, by oneDNN on the tile seen
-  // as the (G, ci, rows, oW) images it is: channels_last for NHWC tiles, NCHW ones as they lie
-  // (oneDNN runs a (1, ci, 1, T) channels_last image 5x slower than the same pixels as rows); its
-  // result is copied into dst.
+  // dst (a tile matrix) = w src (+ bias) for a (co, ci, 1, 1) weight, by oneDNN's 1x1
+  // convolution (what F.conv2d runs at more than one thread) on the tile seen as images (see
+  // tile_image); its result is copied into dst.
   void conv1x1_into(at::Tensor& dst, const at::Tensor& src, const Band& b, const at::Tensor& w,
                     const std::optional<at::Tensor>& bias) const {
-    const int64_t g = b.images, rows = b.oh1 - b.oh0, ow = a_.p.out_w, ci = w.size(1), co = w.size(0);
-    const at::Tensor image = a_.nhwc() ? src.view({g, rows, ow, ci}).permute({0, 3, 1, 2})
-                                       : src.as_strided({g, ci, rows, ow}, {src.stride(0), src.stride(1), ow, 1});
-    const at::Tensor r = at::mkldnn_convolution(image, w, bias, {0, 0}, {1, 1}, {1, 1}, 1);
-    dst.copy_(a_.nhwc() ? r.permute({0, 2, 3, 1}).reshape({g * rows * ow, co}) : r.reshape({g, co, rows * ow}));
+    const at::Tensor r = at::mkldnn_convolution(tile_image(src, b), w, bias, {0, 0}, {1, 1}, {1, 1}, 1);
+    dst.copy_(matrix_of(r, b));
+  }
+
+  // A tile matrix (see the top of this file) as the (G, channels, rows, oW) images it is:
+  // channels_last for NHWC tiles, NCHW ones as they lie (oneDNN runs a (1, ci, 1, T)
+  // channels_last image 5x slower than the same pixels as rows).
+  at::Tensor tile_image(const at::Tensor& m, const Band& b) const {
+    const int64_t g = b.images, rows = b.oh1 - b.oh0, ow = a_.p.out_w;
+    if (a_.nhwc()) return m.view({g, rows, ow, m.size(1)}).permute({0, 3, 1, 2});
+    return m.as_strided({g, m.size(1), rows, ow}, {m.stride(0), m.stride(1), ow, 1});
+  }
+
+  // The (G, channels, rows, oW) images of oneDNN's result as a tile matrix (a copy where the
+  // layouts differ).
+  at::Tensor matrix_of(const at::Tensor& r, const Band& b) const {
+    const int64_t g = b.images, rows = b.oh1 - b.oh0, ow = a_.p.out_w, c = r.size(1);
+    return a_.nhwc() ? r.permute({0, 2, 3, 1}).reshape({g * rows * ow, c}) : r.reshape({g, c, rows * ow});
   }
 
   // Through the activation, as torch's relu / relu6 backward (from the activated value: zero
@@ -173,6 +194,7 @@ class TileWorker {
   std::vector<T> band_in_;
   at::Tensor mid_;
   bool onednn_ = false;
+  MidGrad mid_grad_;
   at::Tensor pw4_, pw4_t_;  // the pointwise weight as (Co, Cm, 1, 1) and transposed, for oneDNN
 };
 
