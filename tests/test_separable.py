@@ -149,14 +149,15 @@ TILINGS = [
      dict(order="per-thread")),
     ("bands, one column", 1, cfg_of(1, 5, 4, 1200, 1, k=7, padding=3, dw_bias=False, pw_bias=False, activation=None),
      dict(order="per-thread")),
-    ("bands, uneven", 2, cfg_of(3, 7, 9, 150, 33, k=3, m=3, stride=(3, 1), padding=(3, 1), dilation=(2, 3)),
-     dict(order="per-thread")),
+    ("bands, uneven", 2, cfg_of(3, 7, 9, 150, 330, k=3, m=3, stride=(3, 1), padding=(3, 1), dilation=(2, 3)),
+     dict(order="per-thread")),  # images larger than a tile: bands, though there are several
     ("serial, one tile", 2, cfg_of(8, 64, 32, 6, 6), dict(order="serial", images=8, bands=1, chunks=1)),
     ("serial, grouped images", 2, cfg_of(40, 512, 8, 8, 8, activation="relu6"),
      dict(order="serial", images=16, bands=1, chunks=1)),
     ("serial, bands", 2, cfg_of(1, 256, 8, 56, 56, stride=(2, 1)), dict(order="serial", images=1, chunks=1)),
     ("serial, bands of padding only", 2, cfg_of(1, 600, 3, 3, 20, padding=(60, 1), activation="relu6"),
      dict(order="serial", images=1, chunks=1)),
+    ("whole images, shared evenly", 2, cfg_of(4, 16, 24, 40, 40), dict(order="per-thread", images=1, bands=1)),
 ]
 
 
@@ -527,9 +528,9 @@ def test_direct_op_calls_are_checked():
 
 # --- 9. determinism ----------------------------------------------------------------------------
 
-def determinism_case(layout, H, W, stride):
+def determinism_case(layout, N, H, W, stride):
     g = torch.Generator().manual_seed(4)
-    x = in_layout(torch.randn(4, 24, H, W, generator=g), layout).requires_grad_()
+    x = in_layout(torch.randn(N, 24, H, W, generator=g), layout).requires_grad_()
     dw = torch.randn(48, 1, 5, 5, generator=g).requires_grad_()
     pw = torch.randn(40, 48, 1, 1, generator=g).requires_grad_()
     db, pb = torch.randn(48, generator=g).requires_grad_(), torch.randn(40, generator=g).requires_grad_()
@@ -552,7 +553,8 @@ def determinism_case(layout, H, W, stride):
 @pytest.mark.parametrize("shape", ["per-thread", "serial"])
 def test_deterministic(layout, threads, shape):
     # Bit for bit the same on every run at one thread count, in either tile order.
-    run, plan = determinism_case(layout, *((60, 31, 1) if shape == "per-thread" else (60, 31, 2)))
+    # Per-thread: images too large for one tile, in bands; serial: one image of one tile.
+    run, plan = determinism_case(layout, *((4, 60, 100, 1) if shape == "per-thread" else (1, 60, 31, 2)))
     with num_threads(threads):
         if threads > 1:
             assert plan().startswith(shape), plan()
@@ -565,7 +567,7 @@ def test_deterministic(layout, threads, shape):
 def test_per_thread_tiles_do_not_depend_on_the_thread_count(layout):
     # In per-thread order each thread's tiles and the sums' order follow from the shape alone:
     # the same bits at 1, 2 and 3 threads.
-    run, plan = determinism_case(layout, 60, 31, 1)
+    run, plan = determinism_case(layout, 4, 60, 100, 1)
     results, plans = [], set()
     for t in (1, 2, 3):
         with num_threads(t):
