@@ -239,6 +239,23 @@ def test_float32_engines_match_reference(threads, batch, layout, gmid):
                 assert (a.double() - e).abs().max().item() <= 16 * eps * scale * math.sqrt(e.numel() / e.shape[0] + 1)
 
 
+def test_tiles_prefetch_as_the_whole_problem(monkeypatch):
+    # A tile's part of the input comes from memory whenever the whole input does, though the tile
+    # alone is small enough for the cache: the tiles' channels_last row passes prefetch wherever
+    # the whole problem's would (csrc/cpu/separable/plan.cpp: tile_forward_plan).
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", "0")  # the planner's fixed threshold, whatever the cache
+    x = torch.empty(4, 64, 112, 112).contiguous(memory_format=torch.channels_last)
+    dw, pw = torch.empty(64, 1, 3, 3), torch.empty(128, 64, 1, 1)
+    geometry_args = ([2, 2], [1] * 4, [1, 1])
+    whole = ops._depthwise_conv2d_cpu_plan(x, dw, *geometry_args).split()[0]
+    one_image = ops._depthwise_conv2d_cpu_plan(x[:1], dw, *geometry_args).split()[0]
+    assert whole.endswith("+prefetch") and not one_image.endswith("+prefetch"), (whole, one_image)
+    with num_threads(1):
+        sep = ops._separable_conv2d_cpu_plan(x, dw, pw, *geometry_args)
+    assert (plan_fields(sep)["images"], plan_fields(sep)["bands"]) == (1, 1), sep
+    assert sep.split("depthwise(")[1].split()[0].endswith("+prefetch"), sep
+
+
 def test_plan_reports_its_depthwise_kernels():
     cfg = TILINGS[3][2]
     assert cpu_plan(cfg).split()[0] in ("per-thread", "serial") and "depthwise(" in cpu_plan(cfg)

@@ -317,8 +317,12 @@ std::string forward_name(const DwForwardPlan& f) {
 }  // namespace
 
 std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
-  std::string s = "forward=" + forward_name(plan_forward(p, element_size));
-  const DwBackwardInputPlan bi = plan_backward_input(p, element_size);
+  return plan_name(plan_forward(p, element_size), plan_backward_input(p, element_size),
+                   plan_backward_weight(p, element_size));
+}
+
+std::string plan_name(const DwForwardPlan& f, const DwBackwardInputPlan& bi, const DwBackwardWeightPlan& bw) {
+  std::string s = "forward=" + forward_name(f);
   s += " backward_input=";
   switch (bi.path) {
     case DwBackwardInput::kFlippedForward:
@@ -329,7 +333,6 @@ std::string plan_name(const DepthwiseParams& p, int64_t element_size) {
     case DwBackwardInput::kNhwc: s += "nhwc"; break;
     case DwBackwardInput::kNhwcPhases: s += bi.column_block == 1 ? "nhwc_phases+sequential" : "nhwc_phases"; break;
   }
-  const DwBackwardWeightPlan bw = plan_backward_weight(p, element_size);
   s += " backward_weight=";
   switch (bw.path) {
     case DwBackwardWeight::kNchwChannelTiles: s += bw.tiles.rows ? "nchw_channel_tiles(rows)" : "nchw_channel_tiles"; break;

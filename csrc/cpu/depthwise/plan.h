@@ -89,6 +89,8 @@ DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t elem
 // grad_input by phases goes one column at a time; "+columns<g>" where the channels_last forward's
 // passes sweep g channel blocks column by column; "+prefetch" where the row passes prefetch).
 std::string plan_name(const DepthwiseParams& p, int64_t element_size);
+// The same for given plans (the fused separable op's tiles adjust theirs).
+std::string plan_name(const DwForwardPlan& f, const DwBackwardInputPlan& bi, const DwBackwardWeightPlan& bw);
 
 }  // namespace cpu
 }  // namespace atrous

@@ -137,7 +137,7 @@ class BackwardTiles {
       const bool whole = plan_.bands == 1;
       T* gi = whole ? g_[kInput].template mutable_data_ptr<T>() + b.n * p_.channels * p_.in_h * p_.in_w
                     : buf.band_gi.template mutable_data_ptr<T>();
-      run_dw_backward_input<T>(b.q, plan_backward_input(b.q, sizeof(T)), gmid.template const_data_ptr<T>(),
+      run_dw_backward_input<T>(b.q, tile_backward_input_plan(plan_, b.q, sizeof(T)), gmid.template const_data_ptr<T>(),
                                a_.dw_weight.template const_data_ptr<T>(), flipped_.template const_data_ptr<T>(),
                                gi);
       if (!whole) scatter_input_grad(b, task % plan_.bands, gi);
@@ -148,7 +148,7 @@ class BackwardTiles {
   // on float copies of the band), added to the chunk's sum.
   void depthwise_weight_grad(const Band& b, const T* src, const at::Tensor& gmid, Buffers& buf, Chunk& chunk) {
     acc_t* gw = buf.dw_w.template mutable_data_ptr<acc_t>();
-    const DwBackwardWeightPlan plan = plan_backward_weight(b.q, sizeof(acc_t));
+    const DwBackwardWeightPlan plan = tile_backward_weight_plan(plan_, b.q, sizeof(acc_t));
     if constexpr (kSameAcc) {
       run_dw_backward_params<T>(b.q, plan, gmid.template const_data_ptr<T>(), src, gw, nullptr);
     } else {

@@ -109,6 +109,9 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
                              int64_t threads) {
   threads = std::max<int64_t>(1, threads);
   SeparablePlan plan;
+  plan.prefetch_forward = plan_forward(p, element_size).prefetch;
+  plan.prefetch_input = plan_backward_input(p, element_size).forward.prefetch;
+  plan.prefetch_weight = plan_backward_weight(p, acc_size(element_size)).prefetch;
   cut_tiles(p, element_size, kTileBytes, kMinTilePixels, kWantTasks, plan);
   plan.pointwise = pointwise_engine(p, element_size);
   const bool even_images = plan.bands == 1 && p.batch % plan.images == 0 && plan.tasks % threads == 0 &&
@@ -128,6 +131,28 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
   plan.chunks = std::max<int64_t>(1, std::min({plan.tasks, kMaxChunks, by_memory}));
   plan.mid_grad = mid_grad_of(plan, threads);
   return plan;
+}
+
+DwForwardPlan tile_forward_plan(const SeparablePlan& plan, const DepthwiseParams& q, int64_t element_size) {
+  DwForwardPlan f = plan_forward(q, element_size);
+  if (f.path == DwForward::kNhwcRows) f.prefetch = f.prefetch || plan.prefetch_forward;
+  return f;
+}
+
+DwBackwardInputPlan tile_backward_input_plan(const SeparablePlan& plan, const DepthwiseParams& q,
+                                             int64_t element_size) {
+  DwBackwardInputPlan b = plan_backward_input(q, element_size);
+  if (b.path == DwBackwardInput::kFlippedForward && b.forward.path == DwForward::kNhwcRows) {
+    b.forward.prefetch = b.forward.prefetch || plan.prefetch_input;
+  }
+  return b;
+}
+
+DwBackwardWeightPlan tile_backward_weight_plan(const SeparablePlan& plan, const DepthwiseParams& q,
+                                               int64_t element_size) {
+  DwBackwardWeightPlan w = plan_backward_weight(q, element_size);
+  if (w.path == DwBackwardWeight::kNhwcRows) w.prefetch = w.prefetch || plan.prefetch_weight;
+  return w;
 }
 
 Band band_of(const DepthwiseParams& p, const SeparablePlan& plan, int64_t task) {
@@ -196,7 +221,10 @@ std::string separable_plan_name(const SeparablePlan& plan, const DepthwiseParams
                                                                : "transposed";
   return std::string(order) + " pointwise=" + engine + " gmid=" + gmid + " images=" + std::to_string(plan.images) +
          " bands=" + std::to_string(plan.bands) + " rows=" + std::to_string(plan.rows_per_band) +
-         " chunks=" + std::to_string(plan.chunks) + " depthwise(" + plan_name(widest.q, element_size) + ")";
+         " chunks=" + std::to_string(plan.chunks) + " depthwise(" +
+         plan_name(tile_forward_plan(plan, widest.q, element_size), tile_backward_input_plan(plan, widest.q, element_size),
+                   tile_backward_weight_plan(plan, widest.q, acc_size(element_size))) +
+         ")";
 }
 
 }  // namespace cpu

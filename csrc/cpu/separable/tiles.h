@@ -31,7 +31,7 @@ template <typename T>
 class TileWorker {
  public:
   TileWorker(const SeparableArgs& a, const SeparablePlan& plan)
-      : a_(a), cm_(a.p.out_channels), opts_(a.input.options()) {
+      : a_(a), plan_(plan), cm_(a.p.out_channels), opts_(a.input.options()) {
     onednn_ = std::is_same_v<T, float> && plan.pointwise == PointwiseEngine::kOneDnn;
     mid_grad_ = plan.mid_grad;
     if (onednn_) pw4_ = a.pw_weight.view({a.out_channels, cm_, 1, 1});
@@ -60,7 +60,7 @@ class TileWorker {
     at::Tensor mid = matrix(mid_, b, cm_);
     const T* bias = a_.dw_bias.defined() ? a_.dw_bias.template const_data_ptr<T>() : nullptr;
     if (b.reads_input()) {
-      run_dw_forward<T>(b.q, plan_forward(b.q, sizeof(T)), src, a_.dw_weight.template const_data_ptr<T>(), bias,
+      run_dw_forward<T>(b.q, tile_forward_plan(plan_, b.q, sizeof(T)), src, a_.dw_weight.template const_data_ptr<T>(), bias,
                         mid.template mutable_data_ptr<T>());
     } else if (bias != nullptr) {  // rows of padding only: the bias
       mid.copy_(a_.nhwc() ? a_.dw_bias.view({1, cm_}) : a_.dw_bias.view({cm_, 1}));
@@ -189,6 +189,7 @@ class TileWorker {
   // autograd in every thread.
   at::AutoDispatchBelowADInplaceOrView below_autograd_;
   const SeparableArgs& a_;
+  const SeparablePlan& plan_;
   const int64_t cm_;
   const at::TensorOptions opts_;
   std::vector<T> band_in_;
