@@ -40,21 +40,10 @@ inline TapRows forward_taps(int64_t n_round, int64_t kW, int64_t s, int64_t d) {
   return t;
 }
 
-// dst[j] = src[j - shift] for j in [0, len), zero where that falls outside [0, n).
-template <typename scalar_t, typename acc_t>
-void shifted_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict src, int64_t n,
-                  int64_t shift) {
-  const int64_t lo = std::clamp<int64_t>(shift, 0, len);
-  const int64_t hi = std::clamp<int64_t>(n + shift, lo, len);
-  std::fill(dst, dst + lo, acc_t(0));
-  for (int64_t j = lo; j < hi; ++j) dst[j] = static_cast<acc_t>(src[j - shift]);
-  std::fill(dst + hi, dst + len, acc_t(0));
-}
-
 // dst[j] = src[j] for j in [0, n), in the accumulation type: whole vectors, then one masked
 // vector (inline: for rows of a few vectors, calls to memmove and fill cost more than the copy:
-// 20% of a weight gradient on 28-value rows).
-// What lies around dst[0, n) is not touched.
+// 20-25% of a weight gradient or a forward sweep on rows of 28-80 values). What lies around
+// dst[0, n) is not touched.
 template <typename scalar_t, typename acc_t>
 inline void copy_values(acc_t* __restrict dst, const scalar_t* __restrict src, int64_t n) {
   using S = Simd<acc_t>;
@@ -64,6 +53,27 @@ inline void copy_values(acc_t* __restrict dst, const scalar_t* __restrict src, i
   // (in_register keeps the compiler from turning the loop back into a call to memmove)
   for (; j + L <= n; j += L) S::store(dst + j, S::in_register(C::load(src + j)));
   if (j < n) S::store_first(dst + j, C::load_first(src + j, n - j), n - j);
+}
+
+// dst[j] = 0 for j in [0, n), as copy_values stores (not a call to memset).
+template <typename acc_t>
+inline void zero_values(acc_t* __restrict dst, int64_t n) {
+  using S = Simd<acc_t>;
+  constexpr int L = S::kLanes;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) S::store(dst + j, S::in_register(typename S::vec{}));
+  if (j < n) S::store_first(dst + j, typename S::vec{}, n - j);
+}
+
+// dst[j] = src[j - shift] for j in [0, len), zero where that falls outside [0, n).
+template <typename scalar_t, typename acc_t>
+inline void shifted_copy(acc_t* __restrict dst, int64_t len, const scalar_t* __restrict src, int64_t n,
+                         int64_t shift) {
+  const int64_t lo = std::clamp<int64_t>(shift, 0, len);
+  const int64_t hi = std::clamp<int64_t>(n + shift, lo, len);
+  zero_values(dst, lo);
+  copy_values(dst + lo, src + (lo - shift), hi - lo);
+  zero_values(dst + hi, len - hi);
 }
 
 // row[o] = x[o * s + off] for o in [0, n), zero where that falls outside [0, W).
