@@ -247,6 +247,11 @@ PLAN_CASES = [
     # ... and below that, none
     (dict(N=1, C=64, m=1, kh=3, kw=3, H=40, W=40, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "backward_weight=nhwc_rows"]),
+    # NCHW sweeps at stride 2 past the stride-2 threshold prefetch input rows ahead; below, none
+    (dict(N=8, C=96, m=1, kh=3, kw=3, H=96, W=96, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "contiguous", ["forward=nchw_sweep+prefetch "]),
+    (dict(N=1, C=32, m=1, kh=3, kw=3, H=96, W=96, stride=(2, 2), padding=1, dilation=(1, 1), bias=False),
+     "contiguous", ["forward=nchw_sweep "]),
     (dict(N=2, C=21, m=2, kh=3, kw=3, H=9, W=10, stride=(2, 1), padding=1, dilation=(1, 1), bias=True),
      "channels_last", ["forward=nhwc", "backward_input=nhwc ", "backward_weight=nhwc"]),
     # channels_last grad_input by column phases (strides above 1, m = 1): 3x3/2 with blocks of 8,

@@ -121,9 +121,11 @@ inline void sweep_column(scalar_t* __restrict out, int64_t out_step, int64_t row
 // its sW column phases (phase r holds padded columns i * sW + r, so that every tap column is a
 // contiguous run of one phase), then sweeps each column vector down its output rows R at a time
 // (sweep_column). With unit stride, the rows of one sweep are dH apart, so that dilated kernels
-// share loads the same way.
+// share loads the same way. With prefetch (the plan's, at stride 2), each input row copied first
+// prefetches the row kSweepPrefetchRows on.
+constexpr int64_t kSweepPrefetchRows = 8;
 template <int K, int SH, typename scalar_t, typename acc_t>
-void forward_nchw_sweep(const DepthwiseParams& p, const scalar_t* in, const acc_t* w,
+void forward_nchw_sweep(const DepthwiseParams& p, bool prefetch, const scalar_t* in, const acc_t* w,
                         const scalar_t* bias, scalar_t* out) {
   constexpr int L = Simd<acc_t>::kLanes;
   constexpr int R = 8;
@@ -155,6 +157,10 @@ void forward_nchw_sweep(const DepthwiseParams& p, const scalar_t* in, const acc_
       for (int64_t r = 0; r < n_read; ++r) {
         const int64_t ih = oh0 * SH + r - p.pad_h;
         acc_t* dst = buf.data() + r * Wr;
+        if (prefetch && ih + kSweepPrefetchRows >= 0 && ih + kSweepPrefetchRows < p.in_h) {
+          const char* ahead = reinterpret_cast<const char*>(x + (ih + kSweepPrefetchRows) * p.in_w);
+          for (int64_t b = 0; b < p.in_w * static_cast<int64_t>(sizeof(scalar_t)); b += 64) __builtin_prefetch(ahead + b);
+        }
         if (ih < 0 || ih >= p.in_h) {
           std::fill(dst, dst + Wr, acc_t(0));
         } else if (sW == 1) {
@@ -207,9 +213,9 @@ void forward_nchw(const DepthwiseParams& p, const DwForwardPlan& plan, const sca
       constexpr int K = decltype(KC)::value;
       if constexpr (K > 0) {
         if (p.stride_h == 1) {
-          forward_nchw_sweep<K, 1>(p, in, w.data(), bias, out);
+          forward_nchw_sweep<K, 1>(p, plan.prefetch, in, w.data(), bias, out);
         } else {
-          forward_nchw_sweep<K, 2>(p, in, w.data(), bias, out);
+          forward_nchw_sweep<K, 2>(p, plan.prefetch, in, w.data(), bias, out);
         }
       }
     });

@@ -51,7 +51,8 @@ struct DwForwardPlan {
   DwForward path = DwForward::kNchwRows;
   ChannelTilePlan tiles;
   // kNhwcRows: the tensors stream from beyond the cache, and each pass prefetches what the next
-  // row of outputs reads and writes (in cache, the prefetches only cost).
+  // row of outputs reads and writes (in cache, the prefetches only cost). kNchwSweep (stride 2):
+  // each input row copied into the sweep's buffer first prefetches the row 8 rows on.
   bool prefetch = false;
   // kNhwcRows: channel blocks a row's passes go over column by column (1: block by block).
   int64_t column_blocks = 1;
