@@ -243,8 +243,8 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
   if (sweep) {
     plan.path = DwForward::kNchwSweep;
     // At stride 2 the sweep's row copies wait on the input's first touch (40% of (8, 96, 80, 80)
-    // 3x3 s2 at one thread): inputs past the stride-2 threshold prefetch rows ahead (2.70 -> 2.29
-    // ms there; at unit stride the same prefetches cost 4-10%).
+    // 3x3 s2 at one thread): inputs past the stride-2 threshold prefetch rows ahead (there 2.48 ->
+    // 2.34 ms at one thread, 1.10 -> 0.93 at two; at unit stride the same prefetches cost 4-10%).
     plan.prefetch = p.stride_h == 2 && streams(p, element_size, kStride2StreamTimes);
   } else if (p.stride_h == 1 && p.stride_w == 1 && planes >= kWantTasks &&
              (p.out_w <= 32 || 4 * pitch <= 3 * n_round)) {
