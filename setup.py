@@ -156,7 +156,7 @@ def _extension():
     cxx += all_flags
     macros = [("ATROUS_VERSION", f'"{VERSION}"')] + cpu_macros
     host, kernels = _cpu_sources()
-    sources = ["csrc/registration.cpp", "csrc/python_module.cpp"] + host
+    sources = ["csrc/registration.cpp", "csrc/autograd.cpp", "csrc/python_module.cpp"] + host
     if not with_cuda:
         ext = CppExtension("atrous._C", sources, define_macros=macros,
                            extra_compile_args={"cxx": cxx}, extra_link_args=link,

@@ -1,6 +1,7 @@
 // The one TORCH_LIBRARY for atrous: every op's schema, the autocast kernels, and build information.
-// Backends add their kernels with TORCH_LIBRARY_IMPL in csrc/cpu and csrc/cuda; fake kernels and
-// autograd are registered from Python (python/atrous/_ops.py).
+// Backends add their kernels with TORCH_LIBRARY_IMPL in csrc/cpu and csrc/cuda, and csrc/autograd.cpp
+// the autograd of the four ops users call; fake kernels, and the autograd of the backward ops (for
+// double backward), are registered from Python (python/atrous/_ops.py, _separable.py).
 //
 // Conventions shared by the depthwise ops:
 //   stride   = [sH, sW]            (>= 1)
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd.h"
 #include "cpu/capability.h"
 
 #ifndef ATROUS_VERSION
@@ -145,6 +147,9 @@ TORCH_LIBRARY(atrous, m) {
       "_max_pool2d_cpu_plan(Tensor input, int[2] kernel_size, int[2] stride, int[2] padding, "
       "int[2] dilation, bool ceil_mode) -> str");
   m.def("_build_info() -> str", &build_info);
+  // How many backward ops the autograd of the ops above has called straight below autograd so far
+  // (csrc/autograd.cpp; for tests).
+  m.def("_direct_backward_calls() -> int", &direct_backward_call_count);
   // The CPU capability that `requested` (empty: the best) gives on a CPU that runs `supported`,
   // or the error ATROUS_CPU_CAPABILITY=requested raises there (cpu/capability.h; for tests).
   m.def("_choose_cpu_capability(str requested, str[] supported) -> str", &choose_cpu_capability);

@@ -1,38 +1,14 @@
-"""Fake (meta) kernels and autograd for the ops registered in csrc/registration.cpp.
+"""Fake (meta) kernels for the ops registered in csrc/registration.cpp, and the autograd of their
+backward ops.
 
-The backward of every op runs registered ops, and the backward ops are themselves differentiable
+The autograd of the ops users call is csrc/autograd.cpp's (in C++: a Python autograd kernel costs
+tens of us a call). Their backwards run the backward ops, which are themselves differentiable here
 (each is linear in each argument), so double backward works too.
 """
 
 import torch
 
 ops = torch.ops.atrous
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-_below_autograd = torch._C._AutoDispatchBelowAutograd  # a name of our own, for tests to count calls
-
-
-def call(op, tensors, *args):
-    """op(*args), straight to its kernel where autograd has nothing to record (the functional API's
-    calls, and the backward ops' calls from a backward that does not build a graph).
-
-    A call through the dispatcher's Autograd key runs the Python kernel that register_autograd
-    installs, and that kernel, when no gradient is needed, only re-enters the op below autograd:
-    about 5 us of Python (measured: 11.2 us for a whole max_pool2d call of a tiny input against
-    5.8 us below autograd), much of a small layer's time. This makes the same call from here, for
-    plain tensors (`tensors`: the op's tensor arguments, None allowed) in eager mode. Under
-    torch.compile, a functorch transform or a tensor subclass, the op goes through the dispatcher
-    as it is.
-    """
-    # is_compiling first: Dynamo folds it and traces none of the rest.
-    if (not torch.compiler.is_compiling()
-            and not (torch.is_grad_enabled() and torch._C._any_requires_grad(*tensors))
-            and torch._C._functorch.peek_interpreter_stack() is None
-            and all(t is None or type(t) in _PLAIN for t in tensors)):
-        with _below_autograd():
-            return op(*args)
-    return op(*args)
-
 
 def output_memory_format(t):
     """The layout rule of the C++ kernels (csrc/common/depthwise_host.h: layout_of)."""
@@ -93,28 +69,8 @@ def depthwise_backward(grad, input, weight, stride, padding, dilation, mask):
     """(grad_input, grad_weight, grad_bias), None for each gradient `mask` does not ask for."""
     if not any(mask):
         return None, None, None
-    out = call(ops.depthwise_conv2d_backward.default, (grad, input, weight), grad, input, weight, stride, padding,
-               dilation, list(mask))
+    out = ops.depthwise_conv2d_backward.default(grad, input, weight, stride, padding, dilation, list(mask))
     return tuple(t if m else None for t, m in zip(out, mask))
-
-
-# --- autograd: forward ---------------------------------------------------------------------------
-
-def _dw_setup(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation = inputs
-    ctx.geometry = (stride, padding, dilation)
-    ctx.has_bias = bias is not None
-    ctx.save_for_backward(input, weight)
-
-
-def _dw_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
-    mask = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
-    gi, gw, gb = depthwise_backward(grad, input, weight, *ctx.geometry, mask)
-    return gi, gw, gb, None, None, None
-
-
-torch.library.register_autograd("atrous::depthwise_conv2d", _dw_backward, setup_context=_dw_setup)
 
 
 # --- autograd: the backward op (for double backward) --------------------------------------------
@@ -173,19 +129,6 @@ def _max_unpool2d_backward_fake(grad_output, indices):
     return grad_output.new_empty(indices.shape).contiguous(memory_format=output_memory_format(indices))
 
 
-def _unpool_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[1])
-
-
-def _unpool_backward(ctx, grad):
-    indices, = ctx.saved_tensors
-    gi = call(ops.max_unpool2d_backward.default, (grad, indices), grad, indices) if ctx.needs_input_grad[0] else None
-    return gi, None, None, None, None, None, None
-
-
-torch.library.register_autograd("atrous::max_unpool2d", _unpool_backward, setup_context=_unpool_setup)
-
-
 # --- max_pool2d ----------------------------------------------------------------------------------
 
 def pool_out_size(size, kernel, stride, pad, dilation, ceil_mode):
@@ -225,32 +168,6 @@ def _max_pool2d_backward_fake(grad_output, indices, input_size, kernel_size, str
     torch._check(tuple(grad_output.shape) == shape and tuple(indices.shape) == shape,
                  lambda: f"grad_output and indices must have shape {shape}")
     return grad_output.new_empty(input_size).contiguous(memory_format=output_memory_format(indices))
-
-
-def _pool_setup(ctx, inputs, output):
-    input, kernel_size, stride, padding, dilation, ceil_mode, with_indices = inputs
-    # The indices (int64, twice the values' bytes) get no gradient: without this autograd would
-    # fill a zero one for them at every backward (0.4 ms for the ResNet stem at batch 8).
-    ctx.set_materialize_grads(False)
-    ctx.geometry = (list(input.shape), kernel_size, stride, padding, dilation, ceil_mode)
-    # The indices are all the backward needs; without them, the input to find them again.
-    ctx.save_for_backward(output[1] if with_indices else input)
-    ctx.with_indices = with_indices
-
-
-def _pool_backward(ctx, grad, _grad_indices):
-    saved, = ctx.saved_tensors
-    input_size, kernel_size, stride, padding, dilation, ceil_mode = ctx.geometry
-    gi = None
-    if ctx.needs_input_grad[0] and grad is not None:
-        indices = saved if ctx.with_indices else call(
-            ops.max_pool2d.default, (saved,), saved, kernel_size, stride, padding, dilation, ceil_mode, True)[1]
-        gi = call(ops.max_pool2d_backward.default, (grad, indices), grad, indices, input_size, kernel_size, stride,
-                  padding, dilation, ceil_mode)
-    return gi, None, None, None, None, None, None
-
-
-torch.library.register_autograd("atrous::max_pool2d", _pool_backward, setup_context=_pool_setup)
 
 
 # The backward is linear in grad_output: its adjoint reads the incoming gradient at the indices.

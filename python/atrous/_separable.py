@@ -1,11 +1,12 @@
-"""Fake kernels and autograd of the fused separable convolution (csrc/registration.cpp).
+"""Fake kernels of the fused separable convolution (csrc/registration.cpp), and its backward op's
+autograd: double backward is not supported (it raises).
 
-Autograd keeps only the input and the weights: the backward op recomputes the intermediate tile by
-tile. Double backward is not supported (it raises)."""
+The op's own autograd is csrc/autograd.cpp's: it keeps only the input and the weights, and the
+backward op recomputes the intermediate tile by tile."""
 
 import torch
 
-from ._ops import _depthwise_out_shape, call, output_memory_format
+from ._ops import _depthwise_out_shape, output_memory_format
 
 ops = torch.ops.atrous
 
@@ -40,31 +41,6 @@ def _separable_backward_fake(grad_output, input, dw_weight, pw_weight, dw_bias, 
     gpw = input.new_empty(pw_weight.shape if output_mask[3] else empty)
     gpb = input.new_empty((pw_weight.shape[0],) if output_mask[4] else empty)
     return gi, gdw, gdb, gpw, gpb
-
-
-def _setup(ctx, inputs, output):
-    input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation, activation = inputs
-    ctx.args = (stride, padding, dilation, activation)
-    ctx.has_bias = (dw_bias is not None, pw_bias is not None)
-    ctx.save_for_backward(input, dw_weight, pw_weight, dw_bias)
-
-
-def _backward(ctx, grad):
-    input, dw_weight, pw_weight, dw_bias = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    # The op's arguments (input, dw_weight, pw_weight, dw_bias, pw_bias); the backward op's
-    # outputs (input, dw_weight, dw_bias, pw_weight, pw_bias).
-    mask = [need[0], need[1], ctx.has_bias[0] and need[3], need[2], ctx.has_bias[1] and need[4]]
-    if not any(mask):
-        return None, None, None, None, None, None, None, None, None
-    gi, gdw, gdb, gpw, gpb = call(ops.separable_conv2d_backward.default, (grad, input, dw_weight, pw_weight, dw_bias),
-                                  grad, input, dw_weight, pw_weight, dw_bias, *ctx.args, mask)
-    pick = lambda t, m: t if m else None  # noqa: E731
-    return (pick(gi, mask[0]), pick(gdw, mask[1]), pick(gpw, mask[3]), pick(gdb, mask[2]), pick(gpb, mask[4]),
-            None, None, None, None)
-
-
-torch.library.register_autograd("atrous::separable_conv2d", _backward, setup_context=_setup)
 
 
 def _backward_setup(ctx, inputs, output):

@@ -3,11 +3,10 @@ kernel runs, with a message that names the argument, the value given and what is
 
 import torch
 
-from ._ops import call, depthwise_out_hw, output_memory_format, pool_out_size
+from ._ops import depthwise_out_hw, output_memory_format, pool_out_size
 
 # The ops are called by their one overload (`.default`): the packet's call resolves it on every call
-# (some microseconds, much of a small layer's time); and through _ops.call, which skips autograd's
-# Python kernel where no gradient is needed.
+# (some microseconds, much of a small layer's time).
 ops = torch.ops.atrous
 
 __all__ = ["depthwise_conv2d", "max_pool2d", "max_unpool2d", "separable_conv2d"]
@@ -150,7 +149,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     x = _native_layout(x)
-    out = call(ops.depthwise_conv2d.default, (x, weight, bias), x, weight, bias, stride, pad, dilation)
+    out = ops.depthwise_conv2d.default(x, weight, bias, stride, pad, dilation)
     return out.squeeze(0) if unbatched else out
 
 
@@ -196,8 +195,8 @@ def separable_conv2d(input, dw_weight, pw_weight, dw_bias=None, pw_bias=None, st
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     x = _native_layout(x)
-    out = call(ops.separable_conv2d.default, (x, dw_weight, pw_weight, dw_bias, pw_bias), x, dw_weight, pw_weight,
-               dw_bias, pw_bias, stride, pad, dilation, _ACTIVATIONS[activation])
+    out = ops.separable_conv2d.default(x, dw_weight, pw_weight, dw_bias, pw_bias, stride, pad, dilation,
+                                       _ACTIVATIONS[activation])
     return out.squeeze(0) if unbatched else out
 
 
@@ -272,7 +271,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     x = _native_layout(x)
     # The kernels read values and indices in one layout: the input's.
     idx = idx.contiguous(memory_format=output_memory_format(x))
-    out = call(ops.max_unpool2d.default, (x, idx), x, idx, kernel, stride, padding, size, bool(validate_indices))
+    out = ops.max_unpool2d.default(x, idx, kernel, stride, padding, size, bool(validate_indices))
     return out.squeeze(0) if unbatched else out
 
 
@@ -336,7 +335,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     x = _native_layout(x)
-    out, idx = call(ops.max_pool2d.default, (x,), x, kernel, stride, pad, dilation, bool(ceil_mode), with_indices)
+    out, idx = ops.max_pool2d.default(x, kernel, stride, pad, dilation, bool(ceil_mode), with_indices)
     if unbatched:
         out = out.squeeze(0)
         idx = idx.squeeze(0) if return_indices else idx
