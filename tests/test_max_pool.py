@@ -91,8 +91,9 @@ def _overlaps(cfg):
 
 # Shapes that send each CPU path its work (csrc/cpu/max_pool/plan.cpp), with the plan they must get.
 # The backward's gathers serve NCHW planes of more than 16384 elements (or more than 4096 in inputs
-# of more than 2^22) and channels_last images of more than 2^19 elements and one vector of channels
-# without overlapping windows; the rest scatter. The gathers' cases are tall planes.
+# of more than 2^22), and channels_last windows that do not overlap, of a vector of channels or more,
+# are written from their own gradients (nhwc_windows); the rest scatter. The gathers' cases are tall
+# planes. "windows_or_scatter": nhwc_windows from a vector's lanes of channels (by dtype and CPU).
 PATH_CASES = [
     # (shape, layout, kernel, stride, padding, dilation, ceil_mode, forward, backward)
     ((2, 3, 328, 50), "contiguous", 2, 2, 0, 1, False, "nchw_rows", "nchw_gather_2x2"),
@@ -123,18 +124,25 @@ PATH_CASES = [
     ((2, 3, 9, 8), "contiguous", 3, 3, 1, 1, True, "generic", "scatter"),
     ((2, 3, 12, 21), "contiguous", (2, 3), 1, 0, (1, 2), True, "nchw_rows", "scatter"),
     # "nhwc": nhwc_channels or nhwc_taps by the channels (nhwc_forward below).
-    ((2, 70, 578, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_gather"),
-    ((2, 300, 159, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_gather"),
-    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "scatter"),
+    ((2, 70, 578, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_windows"),
+    ((2, 300, 159, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_windows"),
+    ((2, 70, 12, 13), "channels_last", 2, 2, 0, 1, False, "nhwc", "nhwc_windows"),
+    # Windows apart (strides past the span), padded, dilated (rows and columns in no window, zero),
+    # a last row of windows that the input cuts short, and channels past the last whole vector.
+    ((2, 20, 13, 11), "channels_last", (2, 3), (3, 4), 1, 1, True, "nhwc", "nhwc_windows"),
+    ((1, 24, 17, 15), "channels_last", 2, 3, 0, (2, 1), False, "nhwc", "nhwc_windows"),
+    ((3, 19, 9, 10), "channels_last", 3, 3, 1, 1, True, "nhwc", "nhwc_windows"),
+    ((1, 12, 8, 9), "channels_last", 2, 2, 0, 1, False, "nhwc", "windows_or_scatter"),
     ((1, 37, 14, 9), "channels_last", 3, 2, 1, 1, True, "nhwc", "scatter"),
     ((1, 5, 14, 9), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_channels", "scatter"),
     ((1, 129, 7, 8), "channels_last", 3, 1, 1, 1, False, "nhwc_taps", "scatter"),
-    ((2, 300, 9, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "scatter"),
+    ((2, 300, 9, 11), "channels_last", 2, 2, 0, 1, True, "nhwc_taps", "nhwc_windows"),
     ((1, 200, 10, 9), "channels_last", 3, 2, 1, 1, True, "nhwc_taps", "scatter"),
     ((1, 150, 12, 14), "channels_last", (3, 2), (1, 2), (1, 0), (1, 2), False, "nhwc_taps", "scatter"),
-    # Overlapping windows over a large image, and 4 channels (within one vector): the scatter too.
+    # Overlapping windows over a large image, and 4 channels (fewer than a vector's lanes but for
+    # float64 on avx2): the scatter too.
     ((1, 40, 130, 120), "channels_last", 3, 2, 1, 1, False, "nhwc", "scatter"),
-    ((1, 4, 400, 330), "channels_last", 2, 2, 0, 1, False, "nhwc", "scatter"),
+    ((1, 4, 400, 330), "channels_last", 2, 2, 0, 1, False, "nhwc", "windows_or_scatter"),
 ]
 
 
@@ -162,6 +170,8 @@ def test_each_cpu_path_runs_and_matches(case, dtype):
     kw, sw, dw = _two(k)[1], _two(s)[1], _two(d)[1]
     if fwd == "nhwc":
         fwd = nhwc_forward(shape[1], dtype)
+    if bwd == "windows_or_scatter":
+        bwd = "nhwc_windows" if shape[1] >= vector_lanes(dtype) else "scatter"
     if bwd == "nchw_row_scatter" and fwd == "nchw_rows" and out_w >= vector_lanes(dtype) and (kw - 1) * dw < 4 * sw:
         bwd = "nchw_phase_scatter"  # rows of a vector's worth of outputs with narrower vectors (avx2)
     assert ops._max_pool2d_cpu_plan(x, _two(k), _two(s), _two(p), _two(d), ceil) == f"forward={fwd} backward={bwd}"
@@ -187,10 +197,10 @@ def test_each_cpu_path_runs_and_matches(case, dtype):
     assert got.is_contiguous(memory_format=_fmt(layout))
 
 
-def test_backward_scatter_or_gather_by_size():
-    """plan.cpp's scatter_wins at its bounds (float32): NCHW planes of up to 4096 elements, or up to
-    16384 in inputs of up to 2^22; channels_last images of up to 2^19, overlapping windows or one
-    vector of channels."""
+def test_backward_path_by_size():
+    """plan.cpp's choices at their bounds (float32): the scatter for NCHW planes of up to 4096
+    elements, or up to 16384 in inputs of up to 2^22; channels_last windows that do not overlap from
+    a vector of channels, the scatter otherwise."""
     def bwd(shape, k=2, s=2, p=0, channels_last=False):
         x = torch.empty(shape)
         if channels_last:
@@ -201,10 +211,11 @@ def test_backward_scatter_or_gather_by_size():
     assert bwd((250, 4, 64, 66)) == "nchw_gather_2x2"  # the same planes in an input of 4.2M
     assert bwd((1, 1, 128, 128)) == "scatter" and bwd((1, 1, 128, 130)) == "nchw_gather_2x2"
     lanes = vector_lanes(torch.float32)
-    assert bwd((1, 32, 128, 128), channels_last=True) == "scatter"  # 2^19 elements
-    assert bwd((1, 32, 128, 130), channels_last=True) == "nhwc_gather"
+    assert bwd((1, 32, 128, 128), channels_last=True) == "nhwc_windows"
     assert bwd((1, 32, 128, 130), 3, 2, 1, channels_last=True) == "scatter"  # overlapping windows
-    assert bwd((1, lanes, 512, 512), channels_last=True) == "scatter"  # one vector of channels
+    assert bwd((1, 32, 128, 130), 3, 3, 1, channels_last=True) == "nhwc_windows"
+    assert bwd((1, lanes, 512, 512), channels_last=True) == "nhwc_windows"  # one vector of channels
+    assert bwd((1, lanes - 1, 512, 512), channels_last=True) == "scatter"  # fewer
 
 
 def _two(v):

@@ -208,6 +208,45 @@ struct IntLanes {
       return m;
     }
   }
+  // v in lane i where p[i] == value, else 0: the W int64 values compared straight into a mask
+  // where AVX-512 has one (two compares and a mask merge, instead of equal_wide's vector of lanes
+  // narrowed and compared again).
+  template <typename V>
+  static inline V where_equal(const int64_t* p, int64_t value, V v) {
+#if defined(__AVX512F__)
+    if constexpr (W == 16 && sizeof(T) == 4) {
+      const __m512i want = _mm512_set1_epi64(value);
+      const __mmask8 lo = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), want);
+      const __mmask8 hi = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p + 8), want);
+      return reinterpret_cast<V>(_mm512_maskz_mov_ps(_mm512_kunpackb(hi, lo), reinterpret_cast<__m512>(v)));
+    } else if constexpr (W == 8 && sizeof(T) == 8) {
+      const __mmask8 m = _mm512_cmpeq_epi64_mask(_mm512_loadu_si512(p), _mm512_set1_epi64(value));
+      return reinterpret_cast<V>(_mm512_maskz_mov_pd(m, reinterpret_cast<__m512d>(v)));
+    }
+#endif
+    return equal_wide(p, value) ? v : V{};
+  }
+  // where_equal of the first m < W lanes (the others 0); values past m are not read.
+  template <typename V>
+  static inline V where_equal_first(const int64_t* p, int64_t value, V v, int64_t m) {
+#if defined(__AVX512F__)
+    if constexpr (W == 16 && sizeof(T) == 4) {
+      const __m512i want = _mm512_set1_epi64(value);
+      const __mmask8 first_lo = static_cast<__mmask8>(m >= 8 ? 0xFF : (1u << m) - 1);
+      const __mmask8 first_hi = static_cast<__mmask8>(m <= 8 ? 0 : (1u << (m - 8)) - 1);
+      const __mmask8 lo = _mm512_mask_cmpeq_epi64_mask(first_lo, _mm512_maskz_loadu_epi64(first_lo, p), want);
+      const __mmask8 hi = _mm512_mask_cmpeq_epi64_mask(first_hi, _mm512_maskz_loadu_epi64(first_hi, p + 8), want);
+      return reinterpret_cast<V>(_mm512_maskz_mov_ps(_mm512_kunpackb(hi, lo), reinterpret_cast<__m512>(v)));
+    } else if constexpr (W == 8 && sizeof(T) == 8) {
+      const __mmask8 first = static_cast<__mmask8>((1u << m) - 1);
+      const __mmask8 hit = _mm512_mask_cmpeq_epi64_mask(first, _mm512_maskz_loadu_epi64(first, p), _mm512_set1_epi64(value));
+      return reinterpret_cast<V>(_mm512_maskz_mov_pd(hit, reinterpret_cast<__m512d>(v)));
+    }
+#endif
+    V out{};
+    for (int64_t i = 0; i < m; ++i) out[i] = p[i] == value ? v[i] : 0;
+    return out;
+  }
   // The W int64 values at p, each of which fits T's lane width, in `lanes` (the first m, the
   // others -1, when m < W; values past m are not read).
   static inline lanes narrow(const int64_t* p, int64_t m = W) {

@@ -326,57 +326,6 @@ struct NchwWindowGather : NchwGather<scalar_t> {
   }
 };
 
-template <typename scalar_t>
-struct NhwcGather : BackwardData<scalar_t> {
-  using acc_t = acc_type_t<scalar_t>;
-  using S = Simd<acc_t>;
-  using Cv = Cast<scalar_t>;
-  using vec = typename S::vec;
-  using lanes = typename IntLanes<acc_t>::lanes;
-  static constexpr int W = S::kLanes;
-  using BackwardData<scalar_t>::BackwardData;
-  using BackwardData<scalar_t>::p;
-  using BackwardData<scalar_t>::go;
-  using BackwardData<scalar_t>::idx;
-  using BackwardData<scalar_t>::gi;
-  using BackwardData<scalar_t>::rows;
-  using BackwardData<scalar_t>::cols;
-  int64_t buffer_size() const { return 0; }
-
-  // Input row `r` (= n * H + ih), every pixel and channel.
-  void row(int64_t r, acc_t*) const {
-    const int64_t n = r / p.in_h, ih = r % p.in_h, C = p.channels;
-    const scalar_t* g = go + n * p.out_h * p.out_w * C;
-    const int64_t* id = idx + n * p.out_h * p.out_w * C;
-    for (int64_t iw = 0; iw < p.in_w; ++iw) {
-      const int64_t pos = ih * p.in_w + iw;
-      scalar_t* dst = gi + (r * p.in_w + iw) * C;
-      int64_t c = 0;
-      for (; c + W <= C; c += W) {
-        vec acc = vec{};
-        for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
-          for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
-            const int64_t o = (*oh * p.out_w + *ow) * C + c;
-            const lanes hit = IntLanes<acc_t>::equal_wide(id + o, pos);
-            acc += hit ? Cv::load(g + o) : vec{};
-          }
-        }
-        Cv::store(dst + c, acc);
-      }
-      for (; c < C; ++c) {
-        acc_t acc = 0;
-        for (const int64_t* oh = rows.begin(ih); oh != rows.end(ih); ++oh) {
-          for (const int64_t* ow = cols.begin(iw); ow != cols.end(iw); ++ow) {
-            const int64_t o = (*oh * p.out_w + *ow) * C + c;
-            if (id[o] == pos) acc += static_cast<acc_t>(g[o]);
-          }
-        }
-        dst[c] = static_cast<scalar_t>(acc);
-      }
-    }
-  }
-};
-
 // Runs kernel.row(r, buffer of the kernel's buffer_size() acc_t) over the rows.
 template <typename Kernel, typename scalar_t>
 void run(const PoolParams& p, int64_t rows, int64_t grain, const scalar_t* go, const int64_t* idx, scalar_t* gi) {
@@ -410,15 +359,8 @@ void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan, const sca
   run<NchwRowScatter<scalar_t>>(p, rows, plan.backward_grain, go, idx, gi);
 }
 
-template <typename scalar_t>
-void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* go, const int64_t* idx,
-                            scalar_t* gi) {
-  run<NhwcGather<scalar_t>>(p, p.batch * p.in_h, plan.backward_grain, go, idx, gi);
-}
-
 #define INSTANTIATE(T)                                                                                   \
-  template void max_pool_backward_nchw<T>(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*); \
-  template void max_pool_backward_nhwc<T>(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
+  template void max_pool_backward_nchw<T>(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
 ATROUS_MAX_POOL_INSTANTIATE(INSTANTIATE)
 #undef INSTANTIATE
 

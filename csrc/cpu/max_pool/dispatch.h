@@ -19,7 +19,7 @@ struct MaxPoolKernels {
   void (*forward_nhwc)(const PoolParams&, const PoolPlan&, const T*, T*, int64_t*);
   void (*forward_generic)(const PoolParams&, const PoolPlan&, const T*, T*, int64_t*);
   void (*backward_nchw)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
-  void (*backward_nhwc)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
+  void (*backward_nhwc_windows)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
   void (*backward_scatter)(const PoolParams&, const PoolPlan&, const T*, const int64_t*, T*);
 };
 

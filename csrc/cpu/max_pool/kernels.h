@@ -31,8 +31,8 @@ template <typename scalar_t>
 void max_pool_backward_nchw(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
                             const int64_t* indices, scalar_t* grad_input);
 template <typename scalar_t>
-void max_pool_backward_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
-                            const int64_t* indices, scalar_t* grad_input);
+void max_pool_backward_nhwc_windows(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
+                                    const int64_t* indices, scalar_t* grad_input);
 template <typename scalar_t>
 void max_pool_backward_scatter(const PoolParams& p, const PoolPlan& plan, const scalar_t* grad_output,
                                const int64_t* indices, scalar_t* grad_input);

@@ -51,9 +51,9 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
   const PoolPlan plan = plan_max_pool(s.p, grad_output.element_size());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "atrous_max_pool_bwd", [&] {
     const auto& k = kernels<scalar_t>();
-    const auto run = plan.backward == PoolBackward::kScatter      ? k.backward_scatter
-                     : plan.backward == PoolBackward::kNhwcGather ? k.backward_nhwc
-                                                                  : k.backward_nchw;
+    const auto run = plan.backward == PoolBackward::kScatter       ? k.backward_scatter
+                     : plan.backward == PoolBackward::kNhwcWindows ? k.backward_nhwc_windows
+                                                                   : k.backward_nchw;
     run(
         s.p, plan, s.grad_output.const_data_ptr<scalar_t>(), s.indices.const_data_ptr<int64_t>(),
         s.grad_input.mutable_data_ptr<scalar_t>());

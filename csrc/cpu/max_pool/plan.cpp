@@ -37,33 +37,36 @@ bool has_empty_window(int64_t out, int64_t in, int64_t kernel, int64_t stride, i
   return false;
 }
 
-// The backward's scatter (backward_scatter.cpp) against the gathers (backward.cpp). Measured on a
-// 2-vCPU Zen 4, float32, one thread, gather -> scatter (torch's own scatter in brackets):
-// - NCHW planes of up to kScatterPlane elements, which stay in L1 while they are summed: VGG
-//   (8, 256, 56, 56) 2x2 3.29 -> 1.83 ms (2.99); SegNet (8, 512, 45, 60) 5.38 -> 3.28 (5.99), (1,
-//   512, 23, 30) 0.296 -> 0.077 (0.075). Planes of up to kScatterPlaneInCache elements when the
-//   whole input has at most kScatterInput: ResNet stem (1, 64, 112, 112) 3x3/2 0.400 -> 0.187
-//   (0.174); SegNet (1, 256, 90, 120) 1.26 -> 0.91 (1.87). Larger inputs of such planes stream
-//   from memory, where the gathers' single pass wins: (8, 256, 90, 120) 8.6 -> 10.8 (17.0), (8, 64,
-//   128, 128) 2.8 -> 4.2 (6.6); and larger planes: (1, 64, 224, 224) 0.83 -> 1.53 (1.80), (1, 64,
-//   360, 480) 3.0 -> 5.0 (8.9).
-// - channels_last, with overlapping windows, one vector of channels or less, or images of up to
-//   kScatterImage elements: ResNet stem 3x3/2 0.395 -> 0.218 (0.222), at batch 8 4.26 -> 3.36
-//   (4.14); ENet (1, 16, 256, 256) 2x2 0.415 -> 0.260 (0.350); SegNet (1, 512, 23, 30) 0.109 ->
-//   0.091 (0.090). Larger images of many channels gather: VGG (8, 256, 56, 56) 2.47 -> 2.89
-//   (4.00), (1, 256, 90, 120) 0.98 -> 1.83 (0.95).
+// NCHW: the backward's scatter (backward_scatter.cpp) against the gathers (backward.cpp). Measured
+// on a 2-vCPU Zen 4, float32, one thread, gather -> scatter (torch's own scatter in brackets):
+// planes of up to kScatterPlane elements, which stay in L1 while they are summed: VGG (8, 256, 56,
+// 56) 2x2 3.29 -> 1.83 ms (2.99); SegNet (8, 512, 45, 60) 5.38 -> 3.28 (5.99), (1, 512, 23, 30)
+// 0.296 -> 0.077 (0.075). Planes of up to kScatterPlaneInCache elements when the whole input has at
+// most kScatterInput: ResNet stem (1, 64, 112, 112) 3x3/2 0.400 -> 0.187 (0.174); SegNet (1, 256,
+// 90, 120) 1.26 -> 0.91 (1.87). Larger inputs of such planes stream from memory, where the gathers'
+// single pass wins: (8, 256, 90, 120) 8.6 -> 10.8 (17.0), (8, 64, 128, 128) 2.8 -> 4.2 (6.6); and
+// larger planes: (1, 64, 224, 224) 0.83 -> 1.53 (1.80), (1, 64, 360, 480) 3.0 -> 5.0 (8.9).
 constexpr int64_t kScatterPlane = 4096;
 constexpr int64_t kScatterPlaneInCache = 16384;
 constexpr int64_t kScatterInput = int64_t(1) << 22;
-constexpr int64_t kScatterImage = int64_t(1) << 19;
-bool scatter_wins(const PoolParams& p, int64_t lanes) {
+bool nchw_scatter_wins(const PoolParams& p) {
   const int64_t plane = p.in_h * p.in_w;
-  if (p.layout != Layout::kNHWC) {
-    return plane <= kScatterPlane ||
-           (plane <= kScatterPlaneInCache && p.batch * p.channels * plane <= kScatterInput);
-  }
-  const bool overlap = p.stride_h < (p.kernel_h - 1) * p.dil_h + 1 || p.stride_w < (p.kernel_w - 1) * p.dil_w + 1;
-  return overlap || p.channels <= lanes || plane * p.channels <= kScatterImage;
+  return plane <= kScatterPlane || (plane <= kScatterPlaneInCache && p.batch * p.channels * plane <= kScatterInput);
+}
+
+// Channels_last: windows that do not overlap write each element once from their own gradient and
+// index (backward_windows.cpp), from a vector of channels; the rest scatter. Measured on a 2-vCPU
+// Zen 4, float32, 2x2 windows, the backward op, scatter or the former per-pixel gather -> windows
+// (torch), 1 thread: SegNet (1, 512, 23, 30) 0.090 -> 0.072 ms (0.089), (1, 256, 45, 60) 0.200 ->
+// 0.135 (0.176), (8, 512, 23, 30) 1.36 -> 0.87 (1.44), VGG (8, 256, 56, 56) 2.66 -> 2.47 (4.11), (1,
+// 64, 360, 480) 4.38 -> 3.05 (4.97); 2 threads: 0.148 -> 0.049 (0.086), 0.125 -> 0.078 (0.171),
+// 0.675 -> 0.481 (0.691), 1.46 -> 1.31 (2.38), 2.59 -> 2.01 (4.71). Channels within one vector:
+// ENet (1, 16, 256, 256) 0.268 -> 0.269 (0.263) at 1 thread, 0.36 -> 0.15 (0.36) at 2; fewer
+// channels than a vector's lanes scatter, faster there: (1, 8, 64, 64) 0.019 against 0.026 (0.012).
+bool nhwc_windows(const PoolParams& p, int64_t lanes, bool empty_window) {
+  const bool disjoint =
+      p.stride_h >= (p.kernel_h - 1) * p.dil_h + 1 && p.stride_w >= (p.kernel_w - 1) * p.dil_w + 1;
+  return disjoint && !empty_window && p.channels >= lanes;
 }
 }  // namespace
 
@@ -75,7 +78,7 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
     plan.forward = !small_plane                              ? PoolForward::kGeneric
                    : p.channels <= register_blocks() * lanes ? PoolForward::kNhwcChannels
                                                              : PoolForward::kNhwcTaps;
-    plan.backward = PoolBackward::kNhwcGather;
+    plan.backward = PoolBackward::kScatter;  // or kNhwcWindows (below)
   } else {
     plan.forward = small_plane && p.out_w >= kMinVectorRow ? PoolForward::kNchwRows : PoolForward::kGeneric;
     const bool two_by_two = p.kernel_w == 2 && p.stride_w == 2 && p.pad_w == 0 && p.dil_w == 1 &&
@@ -109,17 +112,26 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
   // which may name an element no window covers, where no gather would look: the scatter follows it.
   const bool empty_window = has_empty_window(p.out_h, p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h) ||
                             has_empty_window(p.out_w, p.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dil_w);
-  if (empty_window || scatter_wins(p, lanes)) {
-    plan.backward = PoolBackward::kScatter;
-    // Channels_last: an image's channels in as many chunks as it takes to give every thread a task
-    // (the sums do not depend on the split: each element's gradients still add in output order).
+  if (p.layout == Layout::kNHWC && nhwc_windows(p, lanes, empty_window)) {
+    plan.backward = PoolBackward::kNhwcWindows;
+    // An output row of windows is the unit, its channels in as many chunks as it takes to give
+    // every thread a task.
     const int64_t blocks = ceil_div(p.channels, lanes);
-    const int64_t chunks = p.layout == Layout::kNHWC
-                               ? std::clamp<int64_t>(ceil_div(at::get_num_threads(), std::max<int64_t>(1, p.batch)),
-                                                     1, blocks)
-                               : 1;
-    plan.scatter_channels = ceil_div(blocks, chunks) * lanes;
-    const int64_t part = p.in_h * p.in_w * (p.layout == Layout::kNHWC ? plan.scatter_channels : 1);
+    const int64_t rows = std::max<int64_t>(1, p.batch * p.out_h);
+    const int64_t chunks = std::clamp<int64_t>(ceil_div(at::get_num_threads(), rows), 1, blocks);
+    plan.window_channels = ceil_div(blocks, chunks) * lanes;
+    const int64_t cell = p.stride_h * p.in_w * plan.window_channels;
+    plan.backward_grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, cell));
+  } else if (empty_window || p.layout == Layout::kNHWC || nchw_scatter_wins(p)) {
+    plan.backward = PoolBackward::kScatter;
+    // Channels_last: each image in as many bands of rows as it takes to give every thread a task,
+    // but whole where a window has no tap (its index may name a row no band of its window reads).
+    // The sums do not depend on the split: each element's gradients still add in output order.
+    if (p.layout == Layout::kNHWC && !empty_window)
+      plan.scatter_bands = std::clamp<int64_t>(ceil_div(at::get_num_threads(), std::max<int64_t>(1, p.batch)), 1,
+                                               p.in_h);
+    const int64_t part = p.layout == Layout::kNHWC ? ceil_div(p.in_h, plan.scatter_bands) * p.in_w * p.channels
+                                                   : p.in_h * p.in_w;
     plan.backward_grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, part));
   }
   return plan;
@@ -141,7 +153,7 @@ const char* backward_name(PoolBackward b) {
     case PoolBackward::kNchwPhaseScatter: return "nchw_phase_scatter";
     case PoolBackward::kNchwGather2x2: return "nchw_gather_2x2";
     case PoolBackward::kNchwWindowGather: return "nchw_window_gather";
-    case PoolBackward::kNhwcGather: return "nhwc_gather";
+    case PoolBackward::kNhwcWindows: return "nhwc_windows";
     case PoolBackward::kScatter: return "scatter";
   }
   return "?";

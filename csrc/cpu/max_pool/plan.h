@@ -24,12 +24,14 @@ enum class PoolBackward {
   kNchwGather2x2,   // NCHW, 2x2 windows at stride 2 (no padding or dilation): a gather in vectors
   kNchwWindowGather,  // NCHW, other windows strided by 2 or more along W (no dilation there):
                       // each lane gathers from its column's windows, permuted from one load
-  kNhwcGather,      // channels_last: each input pixel gathers, vectors across channels
+  kNhwcWindows,     // channels_last, windows that do not overlap, a vector of channels or more:
+                    // each window's gradients and indices read once, a vector of channels at a
+                    // time, and written to its taps (backward_windows.cpp)
   kScatter,         // either layout: each task zeroes its planes (NCHW) or its chunk of an image's
                     // channels (channels_last) and adds each gradient where its index points, in
-                    // output order, as torch's backward does (backward_scatter.cpp): small planes
-                    // and images, and windows without taps (whose index may name an element no
-                    // window covers, where no gather would look)
+                    // output order, as torch's backward does (backward_scatter.cpp): small NCHW
+                    // planes, the other channels_last pools, and windows without taps (whose index
+                    // may name an element no window covers, where no gather would look)
 };
 
 struct PoolPlan {
@@ -37,8 +39,10 @@ struct PoolPlan {
   PoolBackward backward;
   int64_t forward_grain;   // output rows (of the forward's parallel unit) per parallel_for grain
   int64_t backward_grain;  // input rows (of the backward's parallel unit) per parallel_for grain;
-                           // kScatter: planes (NCHW) or channel chunks of an image (channels_last)
-  int64_t scatter_channels = 0;  // kScatter, channels_last: the channels of a chunk
+                           // kScatter: planes (NCHW) or bands of an image's rows (channels_last);
+                           // kNhwcWindows: channel chunks of an output row of windows
+  int64_t scatter_bands = 1;     // kScatter, channels_last: the bands of rows each image is split in
+  int64_t window_channels = 0;   // kNhwcWindows: the channels of a chunk
 };
 
 PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size);

@@ -13,7 +13,7 @@ constexpr MaxPoolKernels<T> kernels_for() {
       .forward_nhwc = &max_pool_forward_nhwc<T>,
       .forward_generic = &max_pool_forward_generic<T>,
       .backward_nchw = &max_pool_backward_nchw<T>,
-      .backward_nhwc = &max_pool_backward_nhwc<T>,
+      .backward_nhwc_windows = &max_pool_backward_nhwc_windows<T>,
       .backward_scatter = &max_pool_backward_scatter<T>,
   };
 }
