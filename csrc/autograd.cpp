@@ -72,6 +72,20 @@ std::vector<int64_t> saved_ints(AutogradContext* ctx, const char* key) {
 }
 Tensor if_asked(bool asked, const Tensor& t) { return asked ? t : Tensor(); }
 
+// Whether autograd records a call of these tensors (undefined ones allowed): if not, the wrappers
+// below call the op below autograd themselves, without the node a Function::apply would build
+// (measured, 1 thread: a tiny max_pool2d op call 7.0 -> 5.1 us, a depthwise one 6.4 -> 5.0).
+bool records(std::initializer_list<const Tensor*> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const Tensor* t : tensors)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+const Tensor& or_undefined(const std::optional<Tensor>& t) {
+  static const Tensor undefined;
+  return t.has_value() ? *t : undefined;
+}
+
 // --- depthwise_conv2d ---------------------------------------------------------------------------
 
 using DepthwiseSig = Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&, IntArrayRef, IntArrayRef,
@@ -119,6 +133,11 @@ struct DepthwiseConv2d : torch::autograd::Function<DepthwiseConv2d> {
 
 Tensor depthwise_conv2d_autograd(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
                                  IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation) {
+  if (!records({&input, &weight, &or_undefined(bias)})) {
+    static const auto op = find_op<DepthwiseSig>("atrous::depthwise_conv2d");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(input, weight, bias, stride, padding, dilation);
+  }
   return DepthwiseConv2d::apply(input, weight, bias, stride, padding, dilation);
 }
 
@@ -178,6 +197,11 @@ Tensor separable_conv2d_autograd(const Tensor& input, const Tensor& dw_weight, c
                                  const std::optional<Tensor>& dw_bias, const std::optional<Tensor>& pw_bias,
                                  IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                                  c10::string_view activation) {
+  if (!records({&input, &dw_weight, &pw_weight, &or_undefined(dw_bias), &or_undefined(pw_bias)})) {
+    static const auto op = find_op<SeparableSig>("atrous::separable_conv2d");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation, activation);
+  }
   return SeparableConv2d::apply(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation,
                                 activation);
 }
@@ -233,6 +257,11 @@ struct MaxPool2d : torch::autograd::Function<MaxPool2d> {
 std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride,
                                                IntArrayRef padding, IntArrayRef dilation, bool ceil_mode,
                                                bool with_indices) {
+  if (!records({&input})) {
+    static const auto op = find_op<PoolSig>("atrous::max_pool2d");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
+  }
   auto r = MaxPool2d::apply(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
   return {r[0], r[1]};
 }
@@ -263,6 +292,11 @@ struct MaxUnpool2d : torch::autograd::Function<MaxUnpool2d> {
 
 Tensor max_unpool2d_autograd(const Tensor& input, const Tensor& indices, IntArrayRef kernel_size, IntArrayRef stride,
                              IntArrayRef padding, IntArrayRef output_size, bool validate_indices) {
+  if (!records({&input})) {
+    static const auto op = find_op<UnpoolSig>("atrous::max_unpool2d");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(input, indices, kernel_size, stride, padding, output_size, validate_indices);
+  }
   return MaxUnpool2d::apply(input, indices, kernel_size, stride, padding, output_size, validate_indices);
 }
 
