@@ -52,6 +52,13 @@ bool below_autograd_is_safe(std::initializer_list<const Tensor*> tensors) {
   return true;
 }
 
+// op(args...) straight to the kernel below autograd.
+template <typename Sig, typename... Args>
+auto call_below(const c10::TypedOperatorHandle<Sig>& op, Args&&... args) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return op.call(std::forward<Args>(args)...);
+}
+
 std::atomic<int64_t> direct_backward_calls{0};  // direct_backward_call_count (autograd.h)
 
 // Calls a backward op: below autograd where that is safe (above), else through the dispatcher, so
@@ -61,8 +68,7 @@ auto call_backward(const c10::TypedOperatorHandle<Sig>& op, std::initializer_lis
                    Args&&... args) {
   if (below_autograd_is_safe(tensors)) {
     direct_backward_calls.fetch_add(1, std::memory_order_relaxed);
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(std::forward<Args>(args)...);
+    return call_below(op, std::forward<Args>(args)...);
   }
   return op.call(std::forward<Args>(args)...);
 }
@@ -93,17 +99,19 @@ using DepthwiseSig = Tensor(const Tensor&, const Tensor&, const std::optional<Te
 using DepthwiseBackwardSig = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,
                                                                 IntArrayRef, IntArrayRef, IntArrayRef,
                                                                 std::array<bool, 3>);
+const auto& depthwise_op() {
+  static const auto op = find_op<DepthwiseSig>("atrous::depthwise_conv2d");
+  return op;
+}
 
 struct DepthwiseConv2d : torch::autograd::Function<DepthwiseConv2d> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias, IntArrayRef stride, IntArrayRef padding,
                         IntArrayRef dilation) {
-    static const auto op = find_op<DepthwiseSig>("atrous::depthwise_conv2d");
     ctx->saved_data["geometry"] = concat({stride, padding, dilation});
     ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
     ctx->save_for_backward({input, weight});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, weight, bias, stride, padding, dilation);
+    return call_below(depthwise_op(), input, weight, bias, stride, padding, dilation);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -133,11 +141,8 @@ struct DepthwiseConv2d : torch::autograd::Function<DepthwiseConv2d> {
 
 Tensor depthwise_conv2d_autograd(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
                                  IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation) {
-  if (!records({&input, &weight, &or_undefined(bias)})) {
-    static const auto op = find_op<DepthwiseSig>("atrous::depthwise_conv2d");
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, weight, bias, stride, padding, dilation);
-  }
+  if (!records({&input, &weight, &or_undefined(bias)}))
+    return call_below(depthwise_op(), input, weight, bias, stride, padding, dilation);
   return DepthwiseConv2d::apply(input, weight, bias, stride, padding, dilation);
 }
 
@@ -148,20 +153,23 @@ using SeparableSig = Tensor(const Tensor&, const Tensor&, const Tensor&, const s
 using SeparableBackwardSig = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const std::optional<Tensor>&, IntArrayRef,
     IntArrayRef, IntArrayRef, c10::string_view, std::array<bool, 5>);
+const auto& separable_op() {
+  static const auto op = find_op<SeparableSig>("atrous::separable_conv2d");
+  return op;
+}
 
 // Keeps the input and the weights only: the backward op recomputes the intermediate tile by tile.
 struct SeparableConv2d : torch::autograd::Function<SeparableConv2d> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& dw_weight, const Tensor& pw_weight,
                         const std::optional<Tensor>& dw_bias, const std::optional<Tensor>& pw_bias,
                         IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, c10::string_view activation) {
-    static const auto op = find_op<SeparableSig>("atrous::separable_conv2d");
     ctx->saved_data["geometry"] = DepthwiseConv2d::concat({stride, padding, dilation});
     ctx->saved_data["activation"] = std::string(activation);
     const bool has_dw_bias = dw_bias.has_value() && dw_bias->defined();
     ctx->saved_data["has_pw_bias"] = pw_bias.has_value() && pw_bias->defined();
     ctx->save_for_backward({input, dw_weight, pw_weight, has_dw_bias ? *dw_bias : Tensor()});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation, activation);
+    return call_below(separable_op(), input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation,
+                      activation);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -197,11 +205,9 @@ Tensor separable_conv2d_autograd(const Tensor& input, const Tensor& dw_weight, c
                                  const std::optional<Tensor>& dw_bias, const std::optional<Tensor>& pw_bias,
                                  IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                                  c10::string_view activation) {
-  if (!records({&input, &dw_weight, &pw_weight, &or_undefined(dw_bias), &or_undefined(pw_bias)})) {
-    static const auto op = find_op<SeparableSig>("atrous::separable_conv2d");
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation, activation);
-  }
+  if (!records({&input, &dw_weight, &pw_weight, &or_undefined(dw_bias), &or_undefined(pw_bias)}))
+    return call_below(separable_op(), input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation,
+                      activation);
   return SeparableConv2d::apply(input, dw_weight, pw_weight, dw_bias, pw_bias, stride, padding, dilation,
                                 activation);
 }
@@ -212,31 +218,29 @@ using PoolSig = std::tuple<Tensor, Tensor>(const Tensor&, IntArrayRef, IntArrayR
                                            bool);
 using PoolBackwardSig = Tensor(const Tensor&, const Tensor&, IntArrayRef, IntArrayRef, IntArrayRef, IntArrayRef,
                                IntArrayRef, bool);
+const auto& pool_op() {
+  static const auto op = find_op<PoolSig>("atrous::max_pool2d");
+  return op;
+}
 
 // Keeps the indices, or without them the input, to find them again in the backward.
 struct MaxPool2d : torch::autograd::Function<MaxPool2d> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, IntArrayRef kernel_size,
                                IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, bool ceil_mode,
                                bool with_indices) {
-    static const auto op = find_op<PoolSig>("atrous::max_pool2d");
     // The indices get no gradient: without this autograd would fill a zero one for them at every
     // backward (0.4 ms for the ResNet stem at batch 8).
     ctx->set_materialize_grads(false);
     ctx->saved_data["geometry"] = DepthwiseConv2d::concat({input.sizes(), kernel_size, stride, padding, dilation});
     ctx->saved_data["ceil_mode"] = ceil_mode;
     ctx->saved_data["with_indices"] = with_indices;
-    Tensor out, indices;
-    {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      std::tie(out, indices) = op.call(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
-    }
+    auto [out, indices] = call_below(pool_op(), input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
     ctx->save_for_backward({with_indices ? indices : input});
     ctx->mark_non_differentiable({indices});
     return {out, indices};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto pool = find_op<PoolSig>("atrous::max_pool2d");
     static const auto op = find_op<PoolBackwardSig>("atrous::max_pool2d_backward");
     variable_list out(7);
     const Tensor& grad = grads[0];
@@ -248,7 +252,8 @@ struct MaxPool2d : torch::autograd::Function<MaxPool2d> {
     const bool ceil_mode = ctx->saved_data["ceil_mode"].toBool();
     Tensor indices = saved;
     if (!ctx->saved_data["with_indices"].toBool())
-      indices = std::get<1>(call_backward(pool, {&saved}, saved, kernel, stride, padding, dilation, ceil_mode, true));
+      indices = std::get<1>(
+          call_backward(pool_op(), {&saved}, saved, kernel, stride, padding, dilation, ceil_mode, true));
     out[0] = call_backward(op, {&grad, &indices}, grad, indices, size, kernel, stride, padding, dilation, ceil_mode);
     return out;
   }
@@ -257,11 +262,8 @@ struct MaxPool2d : torch::autograd::Function<MaxPool2d> {
 std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride,
                                                IntArrayRef padding, IntArrayRef dilation, bool ceil_mode,
                                                bool with_indices) {
-  if (!records({&input})) {
-    static const auto op = find_op<PoolSig>("atrous::max_pool2d");
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
-  }
+  if (!records({&input}))
+    return call_below(pool_op(), input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
   auto r = MaxPool2d::apply(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
   return {r[0], r[1]};
 }
@@ -270,14 +272,16 @@ std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& input, IntArrayRef 
 
 using UnpoolSig = Tensor(const Tensor&, const Tensor&, IntArrayRef, IntArrayRef, IntArrayRef, IntArrayRef, bool);
 using UnpoolBackwardSig = Tensor(const Tensor&, const Tensor&);
+const auto& unpool_op() {
+  static const auto op = find_op<UnpoolSig>("atrous::max_unpool2d");
+  return op;
+}
 
 struct MaxUnpool2d : torch::autograd::Function<MaxUnpool2d> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& indices, IntArrayRef kernel_size,
                         IntArrayRef stride, IntArrayRef padding, IntArrayRef output_size, bool validate_indices) {
-    static const auto op = find_op<UnpoolSig>("atrous::max_unpool2d");
     ctx->save_for_backward({indices});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, indices, kernel_size, stride, padding, output_size, validate_indices);
+    return call_below(unpool_op(), input, indices, kernel_size, stride, padding, output_size, validate_indices);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -292,11 +296,8 @@ struct MaxUnpool2d : torch::autograd::Function<MaxUnpool2d> {
 
 Tensor max_unpool2d_autograd(const Tensor& input, const Tensor& indices, IntArrayRef kernel_size, IntArrayRef stride,
                              IntArrayRef padding, IntArrayRef output_size, bool validate_indices) {
-  if (!records({&input})) {
-    static const auto op = find_op<UnpoolSig>("atrous::max_unpool2d");
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(input, indices, kernel_size, stride, padding, output_size, validate_indices);
-  }
+  if (!records({&input}))
+    return call_below(unpool_op(), input, indices, kernel_size, stride, padding, output_size, validate_indices);
   return MaxUnpool2d::apply(input, indices, kernel_size, stride, padding, output_size, validate_indices);
 }
 
