@@ -9,7 +9,8 @@
 //   running maximum kept in the output pixel and the index in a per-thread int32 buffer (what
 //   torch does); interleaving the blocks of several taps would read each pixel in pieces, which
 //   measured up to twice as slow on 256 and 512 channels.
-// Output rows of all images are the parallel unit, so batch 1 spreads over every thread.
+// Output pixels of all images are the parallel unit, so batch 1 spreads evenly over every thread
+// (whole rows left one of 2 threads 6 of SegNet enc5's 11 rows).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -95,18 +96,22 @@ struct NhwcChannels {
   // pixel(image, taps, o, oi) for every pixel of output row `r` (= n * oH + oh): its image, its
   // window's taps, and where its C values and indices go.
   template <typename Pixel>
-  void for_each_pixel(int64_t r, Pixel&& pixel) const {
-    const int64_t n = r / p.out_h, oh = r % p.out_h, C = p.channels;
-    const scalar_t* image = in + n * p.in_h * p.in_w * C;
-    for (int64_t ow = 0; ow < p.out_w; ++ow) {
-      const int64_t pix = r * p.out_w + ow;
-      pixel(image, WindowTaps(p, oh, ow), out + pix * C, kWithIndices ? idx + pix * C : nullptr);
+  void for_each_pixel(int64_t begin, int64_t end, Pixel&& pixel) const {
+    const int64_t C = p.channels;
+    int64_t ow = begin % p.out_w, r = begin / p.out_w, n = r / p.out_h, oh = r % p.out_h;
+    for (int64_t pix = begin; pix < end; ++pix) {
+      pixel(in + n * p.in_h * p.in_w * C, WindowTaps(p, oh, ow), out + pix * C,
+            kWithIndices ? idx + pix * C : nullptr);
+      if (++ow == p.out_w) {  // the next row, of the next image after the last
+        ow = 0;
+        if (++oh == p.out_h) oh = 0, ++n;
+      }
     }
   }
 
-  // Output row `r`, every pixel and channel.
-  void row(int64_t r) const {
-    for_each_pixel(r, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
+  // Output pixels [begin, end) of all images, every channel.
+  void pixels(int64_t begin, int64_t end) const {
+    for_each_pixel(begin, end, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
       const int64_t C = p.channels;
       int64_t c = 0;
       for (; c + kMaxBlocks * W <= C; c += kMaxBlocks * W) full_blocks<kMaxBlocks>(image, t, c, o, oi);
@@ -163,11 +168,11 @@ struct NhwcTaps : NhwcChannels<scalar_t, kWithIndices> {
     }
   }
 
-  // Output row `r` (= n * oH + oh), every pixel and channel; `at` holds C / W index vectors and
+  // Output pixels [begin, end) of all images, every channel; `at` holds C / W index vectors and
   // `maxima` C values (unused where kMaximaInOutput).
-  void row(int64_t r, ivec* at, acc_t* maxima) const {
+  void pixels(int64_t begin, int64_t end, ivec* at, acc_t* maxima) const {
     const int64_t C = p.channels, full = C / W * W;
-    this->for_each_pixel(r, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
+    this->for_each_pixel(begin, end, [&](const scalar_t* image, const WindowTaps& t, scalar_t* o, int64_t* oi) {
       acc_t* m = maxima;
       if constexpr (kMaximaInOutput) m = o;
       bool first = true;
@@ -197,20 +202,19 @@ struct NhwcTaps : NhwcChannels<scalar_t, kWithIndices> {
 
 template <typename scalar_t, bool kWithIndices>
 void run_nhwc(const PoolParams& p, const PoolPlan& plan, const scalar_t* in, scalar_t* out, int64_t* idx) {
+  const int64_t pixels = p.batch * p.out_h * p.out_w;
   if (plan.forward == PoolForward::kNhwcTaps) {
     using K = NhwcTaps<scalar_t, kWithIndices>;
     const K k{{p, in, out, idx}};
-    at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, pixels, plan.forward_grain, [&](int64_t begin, int64_t end) {
       Buffer<typename K::ivec> at(p.channels / K::W + 1);
       Buffer<typename K::acc_t> maxima(K::kMaximaInOutput ? 0 : p.channels);
-      for (int64_t r = begin; r < end; ++r) k.row(r, at.data(), maxima.data());
+      k.pixels(begin, end, at.data(), maxima.data());
     });
     return;
   }
   const NhwcChannels<scalar_t, kWithIndices> k{p, in, out, idx};
-  at::parallel_for(0, p.batch * p.out_h, plan.forward_grain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) k.row(r);
-  });
+  at::parallel_for(0, pixels, plan.forward_grain, [&](int64_t begin, int64_t end) { k.pixels(begin, end); });
 }
 
 }  // namespace

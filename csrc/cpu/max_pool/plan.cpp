@@ -101,10 +101,11 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
                     : phases        ? PoolBackward::kNchwPhaseScatter
                                     : PoolBackward::kNchwRowScatter;
   }
-  // The forward's unit is an output row of one plane, or of all channels for the channels_last
-  // vector paths; the backward's an input row of all channels (NHWC) or of one plane (NCHW).
+  // The forward's unit is an output row of one plane, or an output pixel of all channels for the
+  // channels_last vector paths; the backward's an input row of all channels (NHWC) or of one plane
+  // (NCHW).
   const bool all_channels = plan.forward == PoolForward::kNhwcChannels || plan.forward == PoolForward::kNhwcTaps;
-  const int64_t out_row = std::max<int64_t>(1, p.out_w * (all_channels ? p.channels : 1));
+  const int64_t out_row = std::max<int64_t>(1, all_channels ? p.channels : p.out_w);
   const int64_t in_row = std::max<int64_t>(1, p.in_w * (p.layout == Layout::kNHWC ? p.channels : 1));
   plan.forward_grain = std::max<int64_t>(1, kGrainElements / out_row);
   plan.backward_grain = std::max<int64_t>(1, kGrainElements / in_row);

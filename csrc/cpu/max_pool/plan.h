@@ -37,7 +37,7 @@ enum class PoolBackward {
 struct PoolPlan {
   PoolForward forward;
   PoolBackward backward;
-  int64_t forward_grain;   // output rows (of the forward's parallel unit) per parallel_for grain
+  int64_t forward_grain;   // units of the forward (output rows, or channels_last pixels) per grain
   int64_t backward_grain;  // input rows (of the backward's parallel unit) per parallel_for grain;
                            // kScatter: planes (NCHW) or bands of an image's rows (channels_last);
                            // kNhwcWindows: channel chunks of an output row of windows
