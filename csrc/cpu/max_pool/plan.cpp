@@ -102,13 +102,12 @@ PoolPlan plan_max_pool(const PoolParams& p, int64_t element_size) {
                                     : PoolBackward::kNchwRowScatter;
   }
   // The forward's unit is an output row of one plane, or an output pixel of all channels for the
-  // channels_last vector paths; the backward's an input row of all channels (NHWC) or of one plane
-  // (NCHW).
+  // channels_last vector paths; the NCHW gathers' an input row of one plane (the channels_last and
+  // scatter paths set their own below).
   const bool all_channels = plan.forward == PoolForward::kNhwcChannels || plan.forward == PoolForward::kNhwcTaps;
-  const int64_t out_row = std::max<int64_t>(1, all_channels ? p.channels : p.out_w);
-  const int64_t in_row = std::max<int64_t>(1, p.in_w * (p.layout == Layout::kNHWC ? p.channels : 1));
-  plan.forward_grain = std::max<int64_t>(1, kGrainElements / out_row);
-  plan.backward_grain = std::max<int64_t>(1, kGrainElements / in_row);
+  const int64_t forward_unit = std::max<int64_t>(1, all_channels ? p.channels : p.out_w);
+  plan.forward_grain = std::max<int64_t>(1, kGrainElements / forward_unit);
+  plan.backward_grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, p.in_w));
   // Windows without a tap inside the input hold torch's index of a tap outside the plane's row,
   // which may name an element no window covers, where no gather would look: the scatter follows it.
   const bool empty_window = has_empty_window(p.out_h, p.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dil_h) ||
