@@ -239,7 +239,8 @@ struct IntLanes {
       return reinterpret_cast<V>(_mm512_maskz_mov_ps(_mm512_kunpackb(hi, lo), reinterpret_cast<__m512>(v)));
     } else if constexpr (W == 8 && sizeof(T) == 8) {
       const __mmask8 first = static_cast<__mmask8>((1u << m) - 1);
-      const __mmask8 hit = _mm512_mask_cmpeq_epi64_mask(first, _mm512_maskz_loadu_epi64(first, p), _mm512_set1_epi64(value));
+      const __mmask8 hit =
+          _mm512_mask_cmpeq_epi64_mask(first, _mm512_maskz_loadu_epi64(first, p), _mm512_set1_epi64(value));
       return reinterpret_cast<V>(_mm512_maskz_mov_pd(hit, reinterpret_cast<__m512d>(v)));
     }
 #endif
