@@ -208,7 +208,7 @@ PLAN_CASES = [
     # 3 (masked), a full block
     # (wide rows of several blocks: swept column by column over groups of blocks, a tail one last)
     (dict(N=1, C=40, m=1, kh=5, kw=5, H=11, W=40, stride=(2, 2), padding=2, dilation=(1, 1), bias=True),
-     "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc_phases ", "backward_weight=nhwc_rows"]),
+     "channels_last", ["forward=nhwc_rows+columns", "backward_input=nhwc_phases+pairs ", "backward_weight=nhwc_rows"]),
     (dict(N=2, C=16, m=1, kh=7, kw=7, H=9, W=33, stride=(1, 1), padding=3, dilation=(2, 1), bias=False),
      "channels_last", ["forward=nhwc_rows"]),
     (dict(N=1, C=19, m=1, kh=3, kw=3, H=5, W=38, stride=(1, 1), padding=1, dilation=(1, 1), bias=True),
@@ -240,7 +240,7 @@ PLAN_CASES = [
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=flipped_forward(nhwc_rows+columns",
                        re.compile(r"\+prefetch\) backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=8, C=67, m=1, kh=5, kw=5, H=112, W=112, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
-     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=nhwc_phases+sequential ",
+     "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input=nhwc_phases+sequential+pairs ",
                        re.compile(r"backward_weight=nhwc_rows(\+blocks\d+)?\+prefetch$")]),
     (dict(N=6, C=24, m=1, kh=3, kw=3, H=112, W=112, stride=(1, 1), padding=2, dilation=(2, 2), bias=True),
      "channels_last", ["forward=nhwc_rows+columns", "+prefetch backward_input", "backward_weight=nhwc_rows+prefetch"]),
@@ -260,7 +260,25 @@ PLAN_CASES = [
     # padding (the odd columns receive from no kernel column: zeros); stride 2 along H only (one
     # phase); a plane narrower than the stride; phases whose interior is empty
     (dict(N=2, C=31, m=1, kh=3, kw=3, H=12, W=61, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
-     "channels_last", ["backward_input=nhwc_phases"]),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    # ... at stride 2 along W without dilation, the columns inside both phases in pairs of pixels
+    # (4 pairs at a time, the rest by phase; 2 vectors of channels at a time where 3x3 has the
+    # registers, then single vectors, then the tail by phase): kernel widths 3, 5 and 7 with
+    # padding of either parity (which phase takes which kernel columns), an odd width (a last
+    # column of phase 0 alone), a kernel row clipped by the stride along H; past the cache, whole
+    # 64-byte vectors of channels go around it (non-temporal stores; test_phase_pairs_stream)
+    (dict(N=1, C=37, m=1, kh=3, kw=3, H=9, W=40, stride=(2, 2), padding=0, dilation=(1, 1), bias=False),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    (dict(N=2, C=48, m=1, kh=5, kw=5, H=10, W=47, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    (dict(N=1, C=33, m=1, kh=7, kw=7, H=15, W=44, stride=(2, 2), padding=3, dilation=(1, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    (dict(N=1, C=16, m=1, kh=7, kw=7, H=8, W=36, stride=(2, 2), padding=2, dilation=(1, 1), bias=False),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    (dict(N=1, C=24, m=1, kh=3, kw=3, H=12, W=30, stride=(3, 2), padding=1, dilation=(2, 1), bias=True),
+     "channels_last", ["backward_input=nhwc_phases+pairs "]),
+    (dict(N=4, C=64, m=1, kh=3, kw=3, H=112, W=112, stride=(2, 2), padding=1, dilation=(1, 1), bias=True),
+     "channels_last", [re.compile(r"backward_input=nhwc_phases(\+sequential)?\+pairs(\+stream)? ")]),
     (dict(N=1, C=20, m=1, kh=5, kw=7, H=13, W=40, stride=(2, 3), padding=(2, 3), dilation=(1, 1), bias=False),
      "channels_last", ["backward_input=nhwc_phases"]),
     (dict(N=1, C=16, m=1, kh=3, kw=3, H=11, W=23, stride=(2, 2), padding=2, dilation=(2, 2), bias=True),
@@ -308,6 +326,40 @@ def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
     assert forward.startswith("forward=nhwc_rows+columns"), plan
     assert forward.endswith("+prefetch") == prefetch, plan
     assert (backward_weight == "backward_weight=nhwc_rows+prefetch") == prefetch, plan
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("C", [64, 72])
+def test_phase_pairs_stream(monkeypatch, dtype, C):
+    # channels_last grad_input in pairs of pixels goes around the cache (non-temporal stores) where
+    # it streams (from 12 MiB with a 32 MiB cache: one column at a time, "+sequential"), where the
+    # kernels' vectors are 64 bytes (AVX-512), for float32 and float64 whose pixels are whole
+    # vectors; the bits are those of the cached stores. (8, C, 80, 80): 13 MB in float32.
+    cfg = dict(N=8, C=C, m=1, kh=3, kw=3, H=80, W=80, stride=(2, 2), padding=1, dilation=(1, 1))
+    whole_vectors = C * dtype.itemsize % 64 == 0
+    expect = _vector_bytes() == 64 and dtype in (torch.float32, torch.float64) and whole_vectors
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(32 << 20))
+    _, backward_input, _ = cpu_plan(cfg, "channels_last", dtype).split()
+    sequential = dtype != torch.bfloat16  # 6.6 MB in bfloat16: under the threshold
+    assert backward_input.startswith("backward_input=nhwc_phases" + "+sequential" * sequential + "+pairs"), \
+        backward_input
+    assert backward_input.endswith("+stream") == expect, backward_input
+    g = torch.Generator().manual_seed(C)
+    x = torch.randn(8, C, 80, 80, generator=g, dtype=torch.float64).to(dtype).contiguous(
+        memory_format=torch.channels_last)
+    w = torch.randn(C, 1, 3, 3, generator=g, dtype=torch.float64).to(dtype)
+    go = torch.randn(8, C, 40, 40, generator=g, dtype=torch.float64).to(dtype).contiguous(
+        memory_format=torch.channels_last)
+    mask = [True, False, False]
+    streamed = ops.depthwise_conv2d_backward(go, x, w, [2, 2], [1] * 4, [1, 1], mask)[0]
+    monkeypatch.setenv("ATROUS_CPU_CACHE_BYTES", str(1 << 30))  # a threshold of 256 MiB: cached stores
+    assert not cpu_plan(cfg, "channels_last", dtype).split()[1].endswith("+stream")
+    cached = ops.depthwise_conv2d_backward(go, x, w, [2, 2], [1] * 4, [1, 1], mask)[0]
+    assert torch.equal(streamed, cached)
+    ref = torch.ops.aten.convolution_backward(go.double(), x.double(), w.double(), None, [2, 2], [1, 1], [1, 1],
+                                              False, [0, 0], C, mask)[0]
+    tol = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(streamed.double(), ref, atol=tol * 10, rtol=tol)
 
 
 @pytest.mark.parametrize("N, forward_prefetch", [(2, False), (4, True)])

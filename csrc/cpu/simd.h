@@ -27,6 +27,13 @@ namespace atrous::cpu::inline ATROUS_CPU_CAPABILITY {
 // keep there.
 constexpr int kVectorRegisters = ATROUS_TARGET_VECTOR_REGISTERS;
 
+// Orders the non-temporal stores (Simd::stream) this thread made before the stores after it.
+inline void stream_fence() {
+#if defined(__AVX512F__)
+  _mm_sfence();
+#endif
+}
+
 // float for float and the half types, double for double.
 template <typename T>
 using acc_type_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -46,6 +53,28 @@ struct Simd {
     return v;
   }
   static inline void store(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
+  // Whether stream() writes one whole cache line per store (64-byte vectors, AVX-512).
+#if defined(__AVX512F__)
+  static constexpr bool kStreams = sizeof(vec) == 64 && (std::is_same_v<T, float> || std::is_same_v<T, double>);
+#else
+  static constexpr bool kStreams = false;
+#endif
+  // A non-temporal store of v to p (64-byte aligned; kStreams only): the line goes to memory
+  // without being read into the caches first, which an output larger than the last-level cache
+  // would otherwise cost for every line it writes. The writer calls stream_fence() before its
+  // stores are read elsewhere.
+  static inline void stream(T* p, vec v) {
+#if defined(__AVX512F__)
+    if constexpr (kStreams && std::is_same_v<T, float>) {
+      _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+      return;
+    } else if constexpr (kStreams) {
+      _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+      return;
+    }
+#endif
+    store(p, v);
+  }
   // v, held in a register from here on: a loaded value that several FMAs use would otherwise be
   // folded into each of them as a memory operand, one load per use (3 per pixel in a 3x3 row pass,
   // which bounds it by the loads on a core that issues one 64-byte load a cycle, as AMD's Zen 4).

@@ -20,7 +20,7 @@ struct DepthwiseKernels {
   void (*backward_input_nchw_channel_tiles)(const DepthwiseParams&, const ChannelTilePlan&, const T*, const T*,
                                             T*);
   void (*backward_input_nhwc)(const DepthwiseParams&, const T*, const T*, T*);
-  void (*backward_input_nhwc_phases)(const DepthwiseParams&, int64_t, const T*, const T*, T*);
+  void (*backward_input_nhwc_phases)(const DepthwiseParams&, const DwBackwardInputPlan&, const T*, const T*, T*);
   void (*backward_weight_nchw)(const DepthwiseParams&, const T*, const T*, T*, T*);
   void (*backward_weight_nchw_channel_tiles)(const DepthwiseParams&, const ChannelTilePlan&, const T*, const T*,
                                              T*);

@@ -56,10 +56,10 @@ void backward_weight_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t 
 // m > 1 (backward_nhwc.cpp).
 template <typename scalar_t>
 void backward_input_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* weight, scalar_t* gi);
-// m = 1, by phases of the input columns (nhwc_phases.cpp), column_block (1 to 8) columns of a phase
-// at a time (plan.cpp).
+// m = 1, by phases of the input columns (nhwc_phases.cpp), the plan's column_block (1 to 8) columns
+// of a phase at a time, or its pairs of pixels (plan.cpp).
 template <typename scalar_t>
-void backward_input_nhwc_phases(const DepthwiseParams& p, int64_t column_block, const scalar_t* go,
+void backward_input_nhwc_phases(const DepthwiseParams& p, const DwBackwardInputPlan& plan, const scalar_t* go,
                                 const scalar_t* weight, scalar_t* gi);
 template <typename scalar_t>
 void backward_weight_nhwc(const DepthwiseParams& p, const scalar_t* go, const scalar_t* in, scalar_t* gw,

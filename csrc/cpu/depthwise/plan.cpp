@@ -263,6 +263,15 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
 // (8, 64, 80, 80) 1.9 against 1.5; in cache the blocks win: (1, 144, 112, 112) (7.2 MB) 0.29 against
 // 0.53, (8, 144, 40, 40) 0.30 against 0.48, (8, 16, 80, 80) 0.21 against 0.60. (Prefetching each
 // block's columns ahead did not help the large ones.)
+// Stride-2 rows (3x3, 5x5 and 7x7, no dilation along W) go in pairs of pixels; where grad_input
+// streams (one column at a time above), their 64-byte vectors bypass the caches (non-temporal
+// stores: each line is written whole, never read in first). On the Zen 4 EPYC, 3x3 s2, old phases
+// / pairs / pairs with non-temporal stores, in us (torch), two threads then one: (8, 96, 80, 80)
+// (19.7 MB) 964 / 848-890 / 454-459 (395-968), 1884 / 2284 / 852 (1832-1898); (8, 64, 80, 80)
+// (13.1 MB) 645 / 539 / 454 (264-487), 1370 / 1269 / 590 (500-1076). Below the threshold the caches
+// win at two threads: (8, 144, 40, 40) (7.4 MB) 180-184 / 195-201 / 242-254 (160-197), (1, 144,
+// 112, 112) 159-173 / 162-174 / 263-272; at one thread 337-465 / 341-410 / 337-342 (281-413), and
+// when the machine's memory was busy 700-1000 / 960-1240 / 360-430 (300-750).
 DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t element_size) {
   DwBackwardInputPlan plan;
   if (flipped_forward_params(p, &plan.flipped)) {
@@ -271,6 +280,11 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
   } else if (p.layout == Layout::kNHWC) {
     plan.path = p.mult == 1 ? DwBackwardInput::kNhwcPhases : DwBackwardInput::kNhwc;
     plan.column_block = streams(p, element_size, kStride2StreamTimes) ? 1 : 8;
+    plan.pairs = plan.path == DwBackwardInput::kNhwcPhases && p.stride_w == 2 && p.dil_w == 1 &&
+                 (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
+    plan.stream = plan.pairs && plan.column_block == 1 && element_size >= 4 &&
+                  lanes_of(element_size) * element_size == 64 &&
+                  p.channels * element_size % 64 == 0;
   } else if ((channel_tiles_fit(p) || strided_input_tiles_fit(p, element_size)) && p.mult == 1 &&
              p.kernel_h <= kTileMaxKernelH) {
     plan.path = DwBackwardInput::kNchwChannelTiles;
@@ -335,7 +349,11 @@ std::string plan_name(const DwForwardPlan& f, const DwBackwardInputPlan& bi, con
     case DwBackwardInput::kNchwChannelTiles: s += "nchw_channel_tiles"; break;
     case DwBackwardInput::kNchwRows: s += "nchw_rows"; break;
     case DwBackwardInput::kNhwc: s += "nhwc"; break;
-    case DwBackwardInput::kNhwcPhases: s += bi.column_block == 1 ? "nhwc_phases+sequential" : "nhwc_phases"; break;
+    case DwBackwardInput::kNhwcPhases:
+      s += bi.column_block == 1 ? "nhwc_phases+sequential" : "nhwc_phases";
+      if (bi.pairs) s += "+pairs";
+      if (bi.stream) s += "+stream";
+      break;
   }
   s += " backward_weight=";
   switch (bw.path) {

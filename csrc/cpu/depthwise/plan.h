@@ -66,6 +66,12 @@ struct DwBackwardInputPlan {
   // kNhwcPhases: columns of a phase computed together (8; 1 where grad_input streams from beyond
   // the cache, so that it is written in order).
   int64_t column_block = 8;
+  // kNhwcPhases at stride 2 along W without dilation, kernel widths 3, 5 and 7: the columns inside
+  // both phases in pairs of pixels, both phases at once (nhwc_phases.cpp's pair_block).
+  bool pairs = false;
+  // pairs, of a grad_input streaming from beyond the cache (column_block 1; float or double,
+  // whole 64-byte vectors of channels per pixel): stored with non-temporal stores (Simd::stream).
+  bool stream = false;
 };
 
 struct DwBackwardWeightPlan {
@@ -87,7 +93,8 @@ DwBackwardWeightPlan plan_backward_weight(const DepthwiseParams& p, int64_t elem
 
 // "forward=<path> backward_input=<path> backward_weight=<path>" (a flipped forward's path in
 // parentheses; "+input" where the weight gradient runs with grad_input; "+sequential" where
-// grad_input by phases goes one column at a time; "+columns<g>" where the channels_last forward's
+// grad_input by phases goes one column at a time, "+pairs" where it goes in pairs of pixels and
+// "+stream" where those bypass the caches; "+columns<g>" where the channels_last forward's
 // passes sweep g channel blocks column by column; "+prefetch" where the row passes prefetch).
 std::string plan_name(const DepthwiseParams& p, int64_t element_size);
 // The same for given plans (the fused separable op's tiles adjust theirs).

@@ -47,7 +47,7 @@ void run_dw_backward_input(const DepthwiseParams& p, const DwBackwardInputPlan& 
       k.backward_input_nhwc(p, go, w, gi);
       break;
     case DwBackwardInput::kNhwcPhases:
-      k.backward_input_nhwc_phases(p, plan.column_block, go, w, gi);
+      k.backward_input_nhwc_phases(p, plan, go, w, gi);
       break;
   }
 }
