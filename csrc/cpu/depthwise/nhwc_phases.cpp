@@ -11,7 +11,7 @@
 // the columns of a phase where some term falls outside grad_output (the first and last few) go
 // pixel by pixel.
 //
-// At stride 2 without dilation along W (MobileNet's and EfficientNet's downsampling layers), the
+// At stride 2 without dilation along W with 3-wide kernels (MobileNet's downsampling layers), the
 // two phases' column j are the input pixels 2j and 2j + 1, and their kernel columns read grad_output
 // columns a few apart: the common interior goes in pairs of pixels (pair_block), both phases at
 // once, each grad_output vector loaded once for every product it meets, the pixels written in order.
@@ -159,18 +159,16 @@ inline void pair_block(scalar_t* __restrict out, const acc_t* const* rows, const
     }
 }
 
-// Calls f(PairShape<K, E>{}) for stride-2 rows that pair_block serves (kernel width 3, 5 or 7).
+// Calls f(PairShape<3, E>{}) for the stride-2 rows that the plan gives pairs (kernel width 3: at 5,
+// pairs measured 10% slower than the phases' blocks).
 template <int K, int E>
 struct PairShape {};
 template <typename F>
-inline bool with_pair_shape(const DepthwiseParams& p, F&& f) {
-  if (p.stride_w != 2 || p.dil_w != 1) return false;
-  const bool odd = p.pad_w % 2 != 0;
-  switch (p.kernel_w) {
-    case 3: odd ? f(PairShape<3, 1>{}) : f(PairShape<3, 0>{}); return true;
-    case 5: odd ? f(PairShape<5, 1>{}) : f(PairShape<5, 0>{}); return true;
-    case 7: odd ? f(PairShape<7, 1>{}) : f(PairShape<7, 0>{}); return true;
-    default: return false;
+inline void with_pair_shape(const DepthwiseParams& p, F&& f) {
+  if (p.pad_w % 2 != 0) {
+    f(PairShape<3, 1>{});
+  } else {
+    f(PairShape<3, 0>{});
   }
 }
 
@@ -278,9 +276,8 @@ struct PhaseRow {
   template <int K, int E>
   int64_t pairs(scalar_t* row, int64_t j0, int64_t j1) {
     constexpr int L = Simd<acc_t>::kLanes;
-    constexpr bool wide = kVectorRegisters >= 32;
-    constexpr int P = !wide && K == 7 ? 2 : 4;
-    constexpr int V = wide && K == 3 ? 2 : 1;
+    constexpr int P = 4;
+    constexpr int V = kVectorRegisters >= 32 ? 2 : 1;  // 16 sums and 6 weights with AVX-512
     const int64_t C = p.channels, n_rows = static_cast<int64_t>(grow.size());
     const int64_t base = (p.pad_w - E) / 2 + PairTaps<K, E>::lo;
     const int64_t vectors_end = C / L * L;

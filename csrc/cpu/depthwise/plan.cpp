@@ -263,7 +263,9 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
 // (8, 64, 80, 80) 1.9 against 1.5; in cache the blocks win: (1, 144, 112, 112) (7.2 MB) 0.29 against
 // 0.53, (8, 144, 40, 40) 0.30 against 0.48, (8, 16, 80, 80) 0.21 against 0.60. (Prefetching each
 // block's columns ahead did not help the large ones.)
-// Stride-2 rows (3x3, 5x5 and 7x7, no dilation along W) go in pairs of pixels; where grad_input
+// Stride-2 rows 3 wide (no dilation along W) go in pairs of pixels (5 wide, pairs were 10% slower
+// than the blocks at two threads: (8, 240, 20, 20) 5x5 s2 138-146 against 121-139 us, (8, 72, 40, 40)
+// 178-193 against 160-180); where grad_input
 // streams (one column at a time above), their 64-byte vectors bypass the caches (non-temporal
 // stores: each line is written whole, never read in first). On the Zen 4 EPYC, 3x3 s2, old phases
 // / pairs / pairs with non-temporal stores, in us (torch), two threads then one: (8, 96, 80, 80)
@@ -280,8 +282,7 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
   } else if (p.layout == Layout::kNHWC) {
     plan.path = p.mult == 1 ? DwBackwardInput::kNhwcPhases : DwBackwardInput::kNhwc;
     plan.column_block = streams(p, element_size, kStride2StreamTimes) ? 1 : 8;
-    plan.pairs = plan.path == DwBackwardInput::kNhwcPhases && p.stride_w == 2 && p.dil_w == 1 &&
-                 (p.kernel_w == 3 || p.kernel_w == 5 || p.kernel_w == 7);
+    plan.pairs = plan.path == DwBackwardInput::kNhwcPhases && p.stride_w == 2 && p.dil_w == 1 && p.kernel_w == 3;
     plan.stream = plan.pairs && plan.column_block == 1 && element_size >= 4 &&
                   lanes_of(element_size) * element_size == 64 &&
                   p.channels * element_size % 64 == 0;

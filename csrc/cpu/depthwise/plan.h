@@ -66,8 +66,8 @@ struct DwBackwardInputPlan {
   // kNhwcPhases: columns of a phase computed together (8; 1 where grad_input streams from beyond
   // the cache, so that it is written in order).
   int64_t column_block = 8;
-  // kNhwcPhases at stride 2 along W without dilation, kernel widths 3, 5 and 7: the columns inside
-  // both phases in pairs of pixels, both phases at once (nhwc_phases.cpp's pair_block).
+  // kNhwcPhases at stride 2 along W without dilation, kernel width 3: the columns inside both
+  // phases in pairs of pixels, both phases at once (nhwc_phases.cpp's pair_block).
   bool pairs = false;
   // pairs, of a grad_input streaming from beyond the cache (column_block 1; float or double,
   // whole 64-byte vectors of channels per pixel): stored with non-temporal stores (Simd::stream).
