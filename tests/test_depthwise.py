@@ -329,10 +329,10 @@ def test_cpu_prefetch_follows_the_cache(monkeypatch, cache_mib, prefetch):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("C", [64, 72])
 def test_phase_pairs_stream(monkeypatch, dtype, C):
-    # channels_last grad_input in pairs of pixels goes around the cache (non-temporal stores) where
-    # it streams (from 12 MiB with a 32 MiB cache: one column at a time, "+sequential"), where the
-    # kernels' vectors are 64 bytes (AVX-512), for float32 and float64 whose pixels are whole
-    # vectors; the bits are those of the cached stores. (8, C, 80, 80): 13 MB in float32.
+    # channels_last grad_input in pairs of pixels goes around the cache (non-temporal stores) from
+    # the stream threshold (3 MiB with a 32 MiB cache), where the kernels' vectors are 64 bytes
+    # (AVX-512), for float32 and float64 whose pixels are whole vectors; the bits are those of the
+    # cached stores. (8, C, 80, 80): 13 MB in float32, past 12 MiB also one column at a time.
     cfg = dict(N=8, C=C, m=1, kh=3, kw=3, H=80, W=80, stride=(2, 2), padding=1, dilation=(1, 1))
     whole_vectors = C * dtype.itemsize % 64 == 0
     expect = _vector_bytes() == 64 and dtype in (torch.float32, torch.float64) and whole_vectors

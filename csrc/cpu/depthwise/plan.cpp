@@ -265,15 +265,16 @@ DwForwardPlan plan_forward(const DepthwiseParams& p, int64_t element_size) {
 // block's columns ahead did not help the large ones.)
 // Stride-2 rows 3 wide (no dilation along W) go in pairs of pixels (5 wide, pairs were 10% slower
 // than the blocks at two threads: (8, 240, 20, 20) 5x5 s2 138-146 against 121-139 us, (8, 72, 40, 40)
-// 178-193 against 160-180); where grad_input
-// streams (one column at a time above), their 64-byte vectors bypass the caches (non-temporal
-// stores: each line is written whole, never read in first). On the Zen 4 EPYC, 3x3 s2, old phases
-// / pairs / pairs with non-temporal stores, in us (torch), two threads then one: (8, 96, 80, 80)
-// (19.7 MB) 964 / 848-890 / 454-459 (395-968), 1884 / 2284 / 852 (1832-1898); (8, 64, 80, 80)
-// (13.1 MB) 645 / 539 / 454 (264-487), 1370 / 1269 / 590 (500-1076). Below the threshold the caches
-// win at two threads: (8, 144, 40, 40) (7.4 MB) 180-184 / 195-201 / 242-254 (160-197), (1, 144,
-// 112, 112) 159-173 / 162-174 / 263-272; at one thread 337-465 / 341-410 / 337-342 (281-413), and
-// when the machine's memory was busy 700-1000 / 960-1240 / 360-430 (300-750).
+// 178-193 against 160-180); from the plain stream threshold (streams()) their 64-byte vectors
+// bypass the caches (non-temporal stores: each line written whole, never read in first, and
+// grad_input does not evict what the other layers of a training step use). Timed alone, over and
+// over, non-temporal stores lost below 12 MiB at two threads on the Zen 4 EPYC ((8, 144, 40, 40) 3x3
+// s2, 7.4 MB: 242-272 against 180-201 us); in a forward+backward step of the layer, as training runs
+// it, they won everywhere, forward+backward ms, plain / non-temporal (torch), two threads:
+// (8, 144, 40, 40) 0.875-0.957 / 0.637-0.752 (0.680-0.837), (1, 144, 112, 112) 0.897-0.978 /
+// 0.585-0.674 (0.644-0.807), (1, 96, 112, 112) 0.577-0.603 / 0.405-0.420 (0.526-0.610), (8, 48, 80,
+// 80) 1.181-1.185 / 0.904-0.939 (0.950-1.512); larger ones also alone: (8, 96, 80, 80) 19.7 MB
+// grad_input 964 / 454-459 us at two threads, 1884 / 852 at one.
 DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t element_size) {
   DwBackwardInputPlan plan;
   if (flipped_forward_params(p, &plan.flipped)) {
@@ -283,7 +284,7 @@ DwBackwardInputPlan plan_backward_input(const DepthwiseParams& p, int64_t elemen
     plan.path = p.mult == 1 ? DwBackwardInput::kNhwcPhases : DwBackwardInput::kNhwc;
     plan.column_block = streams(p, element_size, kStride2StreamTimes) ? 1 : 8;
     plan.pairs = plan.path == DwBackwardInput::kNhwcPhases && p.stride_w == 2 && p.dil_w == 1 && p.kernel_w == 3;
-    plan.stream = plan.pairs && plan.column_block == 1 && element_size >= 4 &&
+    plan.stream = plan.pairs && streams(p, element_size) && element_size >= 4 &&
                   lanes_of(element_size) * element_size == 64 &&
                   p.channels * element_size % 64 == 0;
   } else if ((channel_tiles_fit(p) || strided_input_tiles_fit(p, element_size)) && p.mult == 1 &&

@@ -69,7 +69,7 @@ struct DwBackwardInputPlan {
   // kNhwcPhases at stride 2 along W without dilation, kernel width 3: the columns inside both
   // phases in pairs of pixels, both phases at once (nhwc_phases.cpp's pair_block).
   bool pairs = false;
-  // pairs, of a grad_input streaming from beyond the cache (column_block 1; float or double,
+  // pairs, of a grad_input from the stream threshold on (plan.cpp's streams(); float or double,
   // whole 64-byte vectors of channels per pixel): stored with non-temporal stores (Simd::stream).
   bool stream = false;
 };
