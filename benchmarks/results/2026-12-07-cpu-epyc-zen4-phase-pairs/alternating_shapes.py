@@ -1,6 +1,9 @@
 import torch, atrous, time, sys
 import os; torch.set_num_threads(int(sys.argv[1])); S = int(os.environ.get("S", "2"))
-import os; shp = eval(os.environ.get("SHP", "(8,144,40,40)")); x = torch.randn(*shp); x = x.contiguous(memory_format=torch.channels_last) if os.environ.get("CL", "1") == "1" else x; C = shp[1]; w = torch.randn(C,1,3,3); b = torch.randn(C)
+shp = eval(os.environ.get("SHP", "(8,144,40,40)"))  # SHP, CL (1: channels_last), S (stride) from the environment
+x = torch.randn(*shp)
+x = x.contiguous(memory_format=torch.channels_last) if os.environ.get("CL", "1") == "1" else x
+C = shp[1]; w = torch.randn(C,1,3,3); b = torch.randn(C)
 y = atrous.depthwise_conv2d(x, w, b, S, 1, 1); go = torch.randn_like(y)
 ops = torch.ops.atrous
 def fwd(): return ops.depthwise_conv2d.default(x, w, b, [S,S], [1]*4, [1,1])
