@@ -181,7 +181,7 @@ struct PhaseRow {
   const Buffer<Run>& runs;  // the channels in vector runs
   const acc_t* zeros;       // C zeros
   const int64_t max_block;  // columns per block: 8, or 1 (see kernels.h)
-  const bool use_pairs, stream;  // the plan's pairs and stream
+  const bool use_pairs, stream;  // the plan's pairs; its stream where gi is aligned for it
   Buffer<int64_t> kh;       // kernel rows of the grad_output rows, ascending
   Buffer<const acc_t*> grow;
   Buffer<const acc_t*> wrow;  // the weights of their kernel rows ([kW][C] each)
@@ -192,9 +192,9 @@ struct PhaseRow {
   Buffer<int64_t> first;
 
   PhaseRow(const DepthwiseParams& params, const Buffer<Phase>& ph, const acc_t* w, const Buffer<Run>& r,
-           const acc_t* z, const DwBackwardInputPlan& plan)
+           const acc_t* z, const DwBackwardInputPlan& plan, bool streamed)
       : p(params), phases(ph), wt(w), runs(r), zeros(z), max_block(std::clamp<int64_t>(plan.column_block, 1, 8)),
-        use_pairs(plan.pairs && ph.size() == 2), stream(plan.stream), first(ph.size() + 1) {}
+        use_pairs(plan.pairs && ph.size() == 2), stream(streamed), first(ph.size() + 1) {}
 
   // The grad_output rows input row ih of image n receives from, and the phases' terms.
   void load_rows(const scalar_t* go, int64_t n, int64_t ih) {
@@ -346,17 +346,16 @@ void backward_input_nhwc_phases(const DepthwiseParams& p, const DwBackwardInputP
   const Buffer<acc_t> zeros(C, acc_t(0));
   const Buffer<Phase> phases = column_phases(p);
   const Buffer<Run> runs = channel_runs<acc_t>(C);
+  // Non-temporal stores need 64-byte aligned pixels (the plan asks for whole vectors of channels
+  // per pixel; gi, the op's own output, is aligned by the allocator, checked here all the same).
+  const bool stream = plan.stream && reinterpret_cast<uintptr_t>(gi) % 64 == 0;
   at::parallel_for(0, p.batch * p.in_h, 1, [&](int64_t begin, int64_t end) {
-    // Non-temporal stores need 64-byte aligned pixels (the plan asks for whole vectors of channels
-    // per pixel; gi, the op's own output, is aligned by the allocator, checked here all the same).
-    DwBackwardInputPlan task_plan = plan;
-    task_plan.stream = plan.stream && reinterpret_cast<uintptr_t>(gi) % 64 == 0;
-    PhaseRow<scalar_t, acc_t> row(p, phases, wt.data(), runs, zeros.data(), task_plan);
+    PhaseRow<scalar_t, acc_t> row(p, phases, wt.data(), runs, zeros.data(), plan, stream);
     for (int64_t task = begin; task < end; ++task) {
       row.load_rows(go, task / p.in_h, task % p.in_h);
       row.compute(gi + task * p.in_w * C);
     }
-    if (task_plan.stream) stream_fence();
+    if (stream) stream_fence();
   });
 }
 
