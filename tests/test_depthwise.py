@@ -288,9 +288,10 @@ PLAN_CASES = [
     (dict(N=1, C=17, m=1, kh=9, kw=9, H=9, W=9, stride=(2, 2), padding=4, dilation=(1, 1), bias=False),
      "channels_last", ["backward_input=nhwc_phases"]),
     # dilated along W at unit stride: row passes over the d interleaved undilated rows (DeepLab's
-    # 5x5 d2 on 14x14: two rows of 7), in both layouts; 4 phases of 5; phases of 17 and 16 (edge
-    # and interior passes, swept column by column over the blocks) with a masked channel tail; 3
-    # phases of 5; phases of 6 are no pass width
+    # 5x5 d2 on 14x14: two rows of 7, phases of one narrow width, which row_passes.h runs as a row
+    # kind of their own), in both layouts; 4 phases of 5; phases of 17 and 16 (edge and interior
+    # passes, swept column by column over the blocks) with a masked channel tail; 3 phases of 5;
+    # phases of 6 are no pass width
     (dict(N=2, C=20, m=1, kh=5, kw=5, H=14, W=14, stride=(1, 1), padding=4, dilation=(2, 2), bias=True),
      "contiguous", ["forward=nchw_channel_tiles(rows)", "backward_input=flipped_forward(nchw_channel_tiles(rows))",
                     "backward_weight=nchw_channel_tiles(rows)"]),

@@ -58,7 +58,7 @@ void forward_nhwc_rows(const DepthwiseParams& p, bool prefetch, int64_t column_b
           if (prefetch && oh + 1 < p.out_h) io.pf_out = dst + p.out_w * C + blk * L;
           return io;
         };
-        if constexpr (kNW <= kWideRow) {  // wide rows, or rows dilated along W
+        if constexpr (kNW == kWideRow || kNW == kDilatedRow) {  // wide rows, or rows dilated along W
           if (column_blocks > 1) {  // the plan's groups of blocks, each swept column by column
             for (int64_t g0 = blk0; g0 < blk1; g0 += column_blocks) {
               const int64_t g1 = std::min(blk1, g0 + column_blocks);

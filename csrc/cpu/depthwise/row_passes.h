@@ -280,22 +280,17 @@ inline void wide_row_passes(int64_t out_w, F&& pass) {
   pass(std::integral_constant<int, 8>{}, std::integral_constant<int, 2>{}, end);
 }
 
-// The passes of a row of any width row_shape admits: one whole-row pass for the narrow widths,
-// else wide_row_passes.
-template <typename F>
-inline void row_passes(int64_t out_w, F&& pass) {
-  if (out_w < 16) {
-    with_narrow_width(out_w, [&](auto NW) { pass(NW, std::integral_constant<int, 3>{}, int64_t(0)); });
-    return;
-  }
-  wide_row_passes(out_w, pass);
-}
-
 // The row kinds with_row_kernel picks once per tensor, so that the code of a row holds only its
 // own passes (all of them inlined in one loop over rows and channel blocks spilled the registers
 // of every pass shape in each block's set-up): NW > 0 a whole row of NW outputs in one pass (no
 // dilation), kWideRow a row of 16 and more in passes of 8 (no dilation), kDilatedRow a row
-// dilated along W.
+// dilated along W whose phases are all wide ones (16 and more, in passes of 8), and NW <
+// kDilatedRow a dilated row whose phases are all -NW wide, one whole-row pass each (DeepLab's
+// 10-wide rows at dilation 2: two phases of 5). Phases differ by one column at most, and no two
+// pass widths below 17 do, so a row plan.cpp's row_shape admits is one or the other. Narrow
+// phases ran 1.6-1.8x slower in one kind with the wide passes than in their own, on the Zen 4
+// EPYC, one thread, forward, us (torch): (8, 960, 10, 10) 5x5 d2 channels_last 504 -> 312
+// (418-434), NCHW 827 -> 563 (658-681); (8, 672, 10, 10) NCHW 667 -> 362 (461-464).
 constexpr int kWideRow = 0;
 constexpr int kDilatedRow = -1;
 
@@ -311,12 +306,15 @@ template <int NW, typename IO, typename Pass>
 inline void row_of_kind(const IO& io, int64_t out_w, int64_t dil, Pass&& pass) {
   if constexpr (NW > 0) {
     pass(io, std::integral_constant<int, NW>{}, std::integral_constant<int, 3>{}, int64_t(0));
+  } else if constexpr (NW < kDilatedRow) {
+    for (int64_t r = 0; r < dil; ++r)
+      pass(io.phase(r, dil), std::integral_constant<int, -NW>{}, std::integral_constant<int, 3>{}, int64_t(0));
   } else if constexpr (NW == kWideRow) {
     wide_row_passes(out_w, [&](auto N, auto EDGE, int64_t c) { pass(io, N, EDGE, c); });
   } else {
     for (int64_t r = 0; r < dil; ++r) {
       const IO phase = io.phase(r, dil);
-      row_passes((out_w - r + dil - 1) / dil, [&](auto N, auto EDGE, int64_t c) { pass(phase, N, EDGE, c); });
+      wide_row_passes((out_w - r + dil - 1) / dil, [&](auto N, auto EDGE, int64_t c) { pass(phase, N, EDGE, c); });
     }
   }
 }
@@ -351,7 +349,7 @@ inline void swept_row_outputs(IoOf&& io_of, int64_t b0, int64_t b1, bool masked_
   } else {
     for (int64_t r = 0; r < dil; ++r) {
       sweep([&](int64_t blk) { return io_of(blk).phase(r, dil); },
-            [&](auto&& pass) { row_passes((out_w - r + dil - 1) / dil, pass); });
+            [&](auto&& pass) { wide_row_passes((out_w - r + dil - 1) / dil, pass); });
     }
   }
 }
@@ -371,7 +369,9 @@ template <typename F>
 inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, int64_t out_w, int64_t dil_w, F&& f) {
   auto by_width = [&](auto KW, auto SW) {
     if (dil_w != 1) {
-      f(KW, SW, std::integral_constant<int, kDilatedRow>{});
+      if (out_w % dil_w != 0 ||
+          !with_narrow_width(out_w / dil_w, [&](auto NW) { f(KW, SW, std::integral_constant<int, -NW>{}); }))
+        f(KW, SW, std::integral_constant<int, kDilatedRow>{});
     } else if (!with_narrow_width(out_w, [&](auto NW) { f(KW, SW, NW); })) {
       f(KW, SW, std::integral_constant<int, kWideRow>{});
     }
