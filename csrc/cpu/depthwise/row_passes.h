@@ -369,9 +369,12 @@ template <typename F>
 inline void with_row_kernel(int64_t kernel_w, int64_t stride_w, int64_t out_w, int64_t dil_w, F&& f) {
   auto by_width = [&](auto KW, auto SW) {
     if (dil_w != 1) {
-      if (out_w % dil_w != 0 ||
-          !with_narrow_width(out_w / dil_w, [&](auto NW) { f(KW, SW, std::integral_constant<int, -NW>{}); }))
-        f(KW, SW, std::integral_constant<int, kDilatedRow>{});
+      bool narrow = false;  // row_shape admits dilated rows at unit stride only: no others built
+      if constexpr (decltype(SW)::value == 1) {
+        narrow = out_w % dil_w == 0 &&
+                 with_narrow_width(out_w / dil_w, [&](auto NW) { f(KW, SW, std::integral_constant<int, -NW>{}); });
+      }
+      if (!narrow) f(KW, SW, std::integral_constant<int, kDilatedRow>{});
     } else if (!with_narrow_width(out_w, [&](auto NW) { f(KW, SW, NW); })) {
       f(KW, SW, std::integral_constant<int, kWideRow>{});
     }
