@@ -3,6 +3,7 @@ the original computes (outputs, gradients, batch-norm statistics) in eval and tr
 its state_dict is the original's, and that it compiles, exports and trains under DDP."""
 
 import copy
+import gc
 import socket
 
 import pytest
@@ -470,8 +471,17 @@ def _ddp_worker(rank, world, port, result_path):
         ddp(x).square().mean().backward()
         opt.step()
         after[name] = {k: v.clone() for k, v in m.state_dict().items()}
+        del ddp, opt
     if rank == 0:
         torch.save(after, result_path)
+    # Tear the process group down while Python still runs. The allreduces queued during backward
+    # hold torch's thread-local state, which now includes a Python object (the context that
+    # torch.autograd stashes for the backward); if the group outlives the script, its worker thread
+    # may drop the last reference during interpreter shutdown, when it can no longer take the GIL,
+    # and std::terminate aborts the process (1 run in about 30 here, torch 2.14.1). With no DDP
+    # object left, destroying the group joins its worker threads.
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
 
 
