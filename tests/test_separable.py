@@ -571,7 +571,7 @@ def determinism_case(layout, N, H, W, stride):
 def test_deterministic(layout, threads, shape):
     # Bit for bit the same on every run at one thread count, in either tile order.
     # Per-thread: images too large for one tile, in bands; serial: one image of one tile.
-    run, plan = determinism_case(layout, *((4, 60, 100, 1) if shape == "per-thread" else (1, 60, 31, 2)))
+    run, plan = determinism_case(layout, *((4, 60, 200, 1) if shape == "per-thread" else (1, 60, 31, 2)))
     with num_threads(threads):
         if threads > 1:
             assert plan().startswith(shape), plan()
@@ -584,7 +584,7 @@ def test_deterministic(layout, threads, shape):
 def test_per_thread_tiles_do_not_depend_on_the_thread_count(layout):
     # In per-thread order each thread's tiles and the sums' order follow from the shape alone:
     # the same bits at 1, 2 and 3 threads.
-    run, plan = determinism_case(layout, 4, 60, 100, 1)
+    run, plan = determinism_case(layout, 4, 60, 200, 1)
     results, plans = [], set()
     for t in (1, 2, 3):
         with num_threads(t):

@@ -18,15 +18,25 @@ namespace {
 // Raised from 256 KiB and 128 pixels when the pointwise products moved to oneDNN, whose per-call
 // cost made small tiles slow (MobileNetV1 512->512 at 14x14, 1 thread: 3.0 -> 2.5 ms forward).
 constexpr int64_t kTileBytes = 1024 * 1024;
+// Several images go as whole images, one or more a tile, where an image's depthwise result is at
+// most this many tile budgets: bands of an image cost copies of their NCHW input rows, the
+// recomputed overlap, the sums of shared grad_input rows and narrower products, which outweigh the
+// cache a band saves. Zen 4, 1 thread, bands against whole images: (4, 128, 56, 56) -> 128 relu
+// (1.6 MB an image) NCHW forward 6.23 -> 5.50 ms, backward 14.7 -> 13.1, channels_last backward
+// 13.0 -> 12.2; (8, 256, 39, 39) -> 256 NCHW forward 21.4 -> 18.8, backward 44.9 -> 39.8. At 2
+// threads (2, 256, 38, 38) -> 728 goes per-thread, an image each, instead of serial: NCHW forward
+// 6.93 -> 5.76, backward 14.6 -> 12.5. Images of 2.9 MB ((2, 128, 75, 75) -> 256) were slower
+// whole (2 threads, NCHW forward 5.3 -> 7.4 ms).
+constexpr int64_t kWholeImageFactor = 2;
 // Fewer pixels than this per thread make the pointwise product a thin GEMM.
 constexpr int64_t kMinTilePixels = 512;
 // Enough tasks for load balance, from the shape only.
 constexpr int64_t kWantTasks = 32;
 // kPerThread needs at least this many tasks per thread (fewer leave threads idle for much of the
-// time, 3 tasks on 2 threads a third of it), or cache-sized tiles of whole images that share out
-// evenly among the threads (equal tiles, as many per thread; not DeepLab's ASPP at (2, 2048, 32,
-// 32), whose dilated kernel makes a tile an 8 MiB image: forward+backward 45 -> 51 ms per
-// thread); otherwise the tiles run in kSerial order.
+// time, 3 tasks on 2 threads a third of it), or tiles of whole images (kWholeImageFactor) that
+// share out evenly among the threads (equal tiles, as many per thread; not DeepLab's ASPP at
+// (2, 2048, 32, 32), whose dilated kernel makes a tile an 8 MiB image: forward+backward 45 -> 51
+// ms per thread); otherwise the tiles run in kSerial order.
 constexpr int64_t kMinTasksPerThread = 4;
 // Backward: at most this many chunks of weight-gradient partial sums, and at most this many bytes
 // of them.
@@ -53,7 +63,7 @@ void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, in
   // Bands overlap by the kernel's span in the input: bands of fewer rows than twice that span
   // (per stride) would read most input rows more than once.
   const int64_t by_gemm = std::max(ceil_div(min_pixels, ow), ceil_div(2 * span_h(p), p.stride_h));
-  const bool whole_images = batch > 1 && by_cache >= oh;
+  const bool whole_images = batch > 1 && row_bytes * oh <= kWholeImageFactor * bytes;
   const int64_t rows = whole_images ? oh : std::min(std::max(std::min(by_cache, by_tasks), by_gemm), oh);
   plan.bands = ceil_div(oh, rows);
   plan.rows_per_band = ceil_div(oh, plan.bands);
@@ -114,8 +124,9 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
   plan.prefetch_weight = plan_backward_weight(p, acc_size(element_size)).prefetch;
   cut_tiles(p, element_size, kTileBytes, kMinTilePixels, kWantTasks, plan);
   plan.pointwise = pointwise_engine(p, element_size);
+  const int64_t tile_bytes = plan.max_tile_pixels * p.out_channels * acc_size(element_size);
   const bool even_images = plan.bands == 1 && p.batch % plan.images == 0 && plan.tasks % threads == 0 &&
-                           plan.max_tile_pixels * p.out_channels * acc_size(element_size) <= kTileBytes;
+                           tile_bytes <= kWholeImageFactor * kTileBytes;
   if (threads > 1 && plan.tasks < kMinTasksPerThread * threads && !even_images) {
     plan.order = TileOrder::kSerial;
     // Every thread works on each tile: the tile has each thread's share of cache and pixels.
