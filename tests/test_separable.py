@@ -158,6 +158,9 @@ TILINGS = [
     ("serial, bands of padding only", 2, cfg_of(1, 600, 3, 3, 20, padding=(60, 1), activation="relu6"),
      dict(order="serial", images=1, chunks=1)),
     ("whole images, shared evenly", 2, cfg_of(4, 16, 24, 40, 40), dict(order="per-thread", images=1, bands=1)),
+    # A depthwise result of 1.25 MB an image (float64), past one tile's budget but within two:
+    # whole images, an image a thread (plan.cpp: kWholeImageFactor).
+    ("whole images past one tile", 2, cfg_of(2, 32, 8, 70, 70), dict(order="per-thread", images=1, bands=1)),
 ]
 
 
