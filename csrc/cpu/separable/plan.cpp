@@ -30,6 +30,18 @@ constexpr int64_t kTileBytes = 1024 * 1024;
 constexpr int64_t kWholeImageFactor = 2;
 // Fewer pixels than this per thread make the pointwise product a thin GEMM.
 constexpr int64_t kMinTilePixels = 512;
+// Bands grow to this many pixels per thread where their depthwise result stays within
+// kWholeImageFactor tile budgets: a band of few rows re-reads its neighbours' input rows (a 3x3
+// band of 6 rows reads 8), recomputes them in the backward, and makes thinner products. Zen 4,
+// the separable pairs of legacy_xception and mobilenetv1_100 at batch 1, bands of 6 rows -> 14
+// (forward, backward, ms): 2 threads, (1, 32, 112, 112) -> 64 NCHW 0.555 -> 0.465 and 1.48 ->
+// 1.21, (1, 128, 109, 109) -> 128 channels_last 2.67 -> 2.42 and 6.39 -> 6.17; 1 thread, the same
+// 1.00 -> 0.89 and 2.77 -> 2.39, 5.12 -> 4.91 and 12.3 -> 11.6. (1, 728, 65, 65) -> 728 at 2
+// threads runs serial in 3 bands instead of per-thread in 9: channels_last 28.2 -> 23.2 and 61.5
+// -> 49.2. Slower: (1, 64, 109, 109) -> 128 channels_last at 1 thread, 2.55 -> 2.77 and 6.9 ->
+// 7.7 (2 threads: 1.32 -> 1.21 and 3.34 -> 3.03), and (1, 728, 65, 65) -> 728 NCHW at 1 thread
+// forward 51.6 -> 56.5.
+constexpr int64_t kGoodTilePixels = 1536;
 // Enough tasks for load balance, from the shape only.
 constexpr int64_t kWantTasks = 32;
 // kPerThread needs at least this many tasks per thread (fewer leave threads idle for much of the
@@ -46,15 +58,16 @@ constexpr int64_t kChunkBytes = 64 << 20;
 int64_t acc_size(int64_t element_size) { return element_size == 8 ? 8 : 4; }
 int64_t span_h(const DepthwiseParams& p) { return (p.kernel_h - 1) * p.dil_h + 1; }
 
-// Tiles of at most `bytes` of depthwise result (unless that is fewer than `min_pixels`), and, for
-// kPerThread, small enough for `want_tasks` tiles in all: bands of rows where an image is larger
-// than that, else groups of whole images. Where there are several images and one fits `bytes`,
-// whole images whatever `want_tasks`: bands cost copies of their input rows and grad_input rows,
+// Tiles of at most `bytes` of depthwise result (unless that is fewer than `min_pixels`; bands
+// grow to `good_pixels` within kWholeImageFactor times `bytes`), and, for kPerThread, small
+// enough for `want_tasks` tiles in all: bands of rows where an image is larger than that, else
+// groups of whole images. Where there are several images and one fits kWholeImageFactor times
+// `bytes`, whole images whatever `want_tasks`: bands cost copies of their input rows and grad_input rows,
 // the recomputed overlap and narrower products ((4, 256, 28, 28) -> 256, relu, 2 threads, in
 // bands of 14 rows: forward 2.95 ms and backward 6.43, by whole images 2.58 and 5.79; at 1 thread
 // 5.46 and 12.02 against 4.81 and 10.73).
 void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, int64_t min_pixels,
-               int64_t want_tasks, SeparablePlan& plan) {
+               int64_t good_pixels, int64_t want_tasks, SeparablePlan& plan) {
   const int64_t oh = std::max<int64_t>(1, p.out_h), ow = std::max<int64_t>(1, p.out_w);
   const int64_t batch = std::max<int64_t>(1, p.batch);
   const int64_t row_bytes = ow * p.out_channels * acc_size(element_size);
@@ -62,7 +75,9 @@ void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, in
   const int64_t by_tasks = ceil_div(oh * batch, want_tasks);
   // Bands overlap by the kernel's span in the input: bands of fewer rows than twice that span
   // (per stride) would read most input rows more than once.
-  const int64_t by_gemm = std::max(ceil_div(min_pixels, ow), ceil_div(2 * span_h(p), p.stride_h));
+  const int64_t pixel_bytes = p.out_channels * acc_size(element_size);
+  const int64_t band_pixels = std::max(min_pixels, std::min(good_pixels, kWholeImageFactor * bytes / pixel_bytes));
+  const int64_t by_gemm = std::max(ceil_div(band_pixels, ow), ceil_div(2 * span_h(p), p.stride_h));
   const bool whole_images = batch > 1 && row_bytes * oh <= kWholeImageFactor * bytes;
   const int64_t rows = whole_images ? oh : std::min(std::max(std::min(by_cache, by_tasks), by_gemm), oh);
   plan.bands = ceil_div(oh, rows);
@@ -122,7 +137,7 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
   plan.prefetch_forward = plan_forward(p, element_size).prefetch;
   plan.prefetch_input = plan_backward_input(p, element_size).forward.prefetch;
   plan.prefetch_weight = plan_backward_weight(p, acc_size(element_size)).prefetch;
-  cut_tiles(p, element_size, kTileBytes, kMinTilePixels, kWantTasks, plan);
+  cut_tiles(p, element_size, kTileBytes, kMinTilePixels, kGoodTilePixels, kWantTasks, plan);
   plan.pointwise = pointwise_engine(p, element_size);
   const int64_t tile_bytes = plan.max_tile_pixels * p.out_channels * acc_size(element_size);
   const bool even_images = plan.bands == 1 && p.batch % plan.images == 0 && plan.tasks % threads == 0 &&
@@ -130,7 +145,7 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
   if (threads > 1 && plan.tasks < kMinTasksPerThread * threads && !even_images) {
     plan.order = TileOrder::kSerial;
     // Every thread works on each tile: the tile has each thread's share of cache and pixels.
-    cut_tiles(p, element_size, kTileBytes * threads, kMinTilePixels * threads, 1, plan);
+    cut_tiles(p, element_size, kTileBytes * threads, kMinTilePixels * threads, kGoodTilePixels * threads, 1, plan);
     plan.chunks = 1;
     plan.mid_grad = mid_grad_of(plan, threads);
     return plan;
