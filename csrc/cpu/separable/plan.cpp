@@ -62,21 +62,22 @@ int64_t span_h(const DepthwiseParams& p) { return (p.kernel_h - 1) * p.dil_h + 1
 // grow to `good_pixels` within kWholeImageFactor times `bytes`), and, for kPerThread, small
 // enough for `want_tasks` tiles in all: bands of rows where an image is larger than that, else
 // groups of whole images. Where there are several images and one fits kWholeImageFactor times
-// `bytes`, whole images whatever `want_tasks`: bands cost copies of their input rows and grad_input rows,
-// the recomputed overlap and narrower products ((4, 256, 28, 28) -> 256, relu, 2 threads, in
-// bands of 14 rows: forward 2.95 ms and backward 6.43, by whole images 2.58 and 5.79; at 1 thread
-// 5.46 and 12.02 against 4.81 and 10.73).
+// `bytes`, whole images whatever `want_tasks`: bands cost copies of their input rows and
+// grad_input rows, the recomputed overlap and narrower products ((4, 256, 28, 28) -> 256, relu,
+// 2 threads, in bands of 14 rows: forward 2.95 ms and backward 6.43, by whole images 2.58 and
+// 5.79; at 1 thread 5.46 and 12.02 against 4.81 and 10.73).
 void cut_tiles(const DepthwiseParams& p, int64_t element_size, int64_t bytes, int64_t min_pixels,
                int64_t good_pixels, int64_t want_tasks, SeparablePlan& plan) {
   const int64_t oh = std::max<int64_t>(1, p.out_h), ow = std::max<int64_t>(1, p.out_w);
   const int64_t batch = std::max<int64_t>(1, p.batch);
-  const int64_t row_bytes = ow * p.out_channels * acc_size(element_size);
+  const int64_t pixel_bytes = p.out_channels * acc_size(element_size);
+  const int64_t row_bytes = ow * pixel_bytes;
   const int64_t by_cache = std::max<int64_t>(1, bytes / row_bytes);
   const int64_t by_tasks = ceil_div(oh * batch, want_tasks);
   // Bands overlap by the kernel's span in the input: bands of fewer rows than twice that span
   // (per stride) would read most input rows more than once.
-  const int64_t pixel_bytes = p.out_channels * acc_size(element_size);
-  const int64_t band_pixels = std::max(min_pixels, std::min(good_pixels, kWholeImageFactor * bytes / pixel_bytes));
+  const int64_t band_pixels =
+      std::max(min_pixels, std::min(good_pixels, kWholeImageFactor * bytes / pixel_bytes));
   const int64_t by_gemm = std::max(ceil_div(band_pixels, ow), ceil_div(2 * span_h(p), p.stride_h));
   const bool whole_images = batch > 1 && row_bytes * oh <= kWholeImageFactor * bytes;
   const int64_t rows = whole_images ? oh : std::min(std::max(std::min(by_cache, by_tasks), by_gemm), oh);
@@ -145,7 +146,8 @@ SeparablePlan plan_separable(const DepthwiseParams& p, int64_t out_channels, int
   if (threads > 1 && plan.tasks < kMinTasksPerThread * threads && !even_images) {
     plan.order = TileOrder::kSerial;
     // Every thread works on each tile: the tile has each thread's share of cache and pixels.
-    cut_tiles(p, element_size, kTileBytes * threads, kMinTilePixels * threads, kGoodTilePixels * threads, 1, plan);
+    cut_tiles(p, element_size, kTileBytes * threads, kMinTilePixels * threads, kGoodTilePixels * threads, 1,
+              plan);
     plan.chunks = 1;
     plan.mid_grad = mid_grad_of(plan, threads);
     return plan;
